@@ -1,0 +1,41 @@
+"""tiprelay's error tree. Each docstring is the message the person sees.
+
+``TiprelayError`` is the root of everything outside ``relay.crypto``; the
+crypto package keeps its own root (``AgeError``) because it imports nothing
+from the rest of relay. ``USER_ERRORS`` names both, for the places (CLI, HTTP
+error pages) that turn an error into a message for a person.
+"""
+
+from __future__ import annotations
+
+from relay.crypto.errors import AgeError
+
+
+class TiprelayError(Exception):
+    """tiprelay could not complete the operation."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+
+class ConfigError(TiprelayError):
+    """The configuration is invalid."""
+
+
+class KeyringError(TiprelayError):
+    """The reviewer keys are missing or invalid."""
+
+
+class ContainerError(TiprelayError):
+    """The submission archive is malformed or unsafe to extract."""
+
+
+class LimitExceededError(TiprelayError):
+    """The input is larger than allowed."""
+
+
+class StorageError(TiprelayError):
+    """The submission could not be stored."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (TiprelayError, AgeError)

@@ -1,0 +1,1 @@
+"""The aiohttp intake server: source pages, uploads and the reviewer API."""
