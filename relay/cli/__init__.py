@@ -17,6 +17,11 @@ COMMANDS: dict[str, str] = {
     "keygen": "relay.cli.keygen:keygen",
     "encrypt": "relay.cli.crypt:encrypt",
     "decrypt": "relay.cli.crypt:decrypt",
+    "serve": "relay.cli.serve:serve",
+    "demo": "relay.cli.demo:demo",
+    "reviewer-key": "relay.cli.reviewer:reviewer_key",
+    "reviewer": "relay.cli.reviewer:reviewer",
+    "pull": "relay.cli.pull:pull",
 }
 
 
