@@ -15,12 +15,12 @@ class AgeError(Exception):
         super().__init__(message or (self.__doc__ or "").strip())
 
 
-class NotAnAgeFileError(AgeError):
-    """This is not an age file (it does not start with the age v1 header)."""
-
-
 class HeaderError(AgeError):
     """The age header is malformed."""
+
+
+class NotAnAgeFileError(HeaderError):
+    """This is not an age file (it does not start with the age v1 header)."""
 
 
 class HeaderMacError(AgeError):
@@ -53,5 +53,5 @@ class KeyFormatError(AgeError):
     """The key is malformed."""
 
 
-class WorkFactorTooHighError(AgeError):
+class WorkFactorTooHighError(HeaderError):
     """The passphrase work factor is higher than this tool accepts."""

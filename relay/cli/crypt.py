@@ -1,0 +1,117 @@
+"""``tiprelay encrypt`` and ``tiprelay decrypt``: single age files and bundles.
+
+Offline commands: nothing here may import aiohttp (import-linter checks it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import click
+
+from relay.cli.common import atomic_output, fail, passphrase_reader, user_errors
+from relay.crypto.decrypt import decrypt_stream
+from relay.crypto.encrypt import encrypt_stream
+from relay.crypto.identities import X25519Identity, load_identity_file
+from relay.crypto.recipients import X25519Recipient, parse_recipient
+
+
+@contextlib.contextmanager
+def _input(path: Path | None) -> Iterator[BinaryIO]:
+    if path is None:
+        yield sys.stdin.buffer
+    else:
+        with open(path, "rb") as handle:
+            yield handle
+
+
+def _recipients(texts: tuple[str, ...], files: tuple[Path, ...]) -> list[X25519Recipient]:
+    found = [parse_recipient(text) for text in texts]
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                found.append(parse_recipient(line))
+    return found
+
+
+@click.command()
+@click.option("-r", "--recipient", "recipient_texts", multiple=True, metavar="age1...",
+              help="Encrypt to this recipient (repeatable).")
+@click.option("-R", "--recipients-file", "recipient_files", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Encrypt to every recipient listed in this file (repeatable).")
+@click.option("-a", "--armor", is_flag=True, help="Write ASCII armor instead of binary.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (all or nothing) instead of stdout.")
+@click.argument("input_path", metavar="[IN]", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def encrypt(recipient_texts: tuple[str, ...], recipient_files: tuple[Path, ...], armor: bool,
+            output: Path | None, input_path: Path | None) -> None:
+    """Encrypt a file (or stdin) to age recipients; stock `age -d` decrypts it.
+
+    \b
+    Example:
+      tiprelay encrypt -r age1... -o report.pdf.age report.pdf
+      tar -c folder | tiprelay encrypt -r age1... -r age1... > folder.tar.age
+    """
+    with user_errors():
+        recipients = _recipients(recipient_texts, recipient_files)
+        if not recipients:
+            fail("No recipient given.", "Pass -r age1... (the reviewer's public key).")
+        if output is None and not armor and sys.stdout.isatty():
+            fail("Refusing to write binary ciphertext to a terminal.",
+                 "Use -o FILE, redirect stdout, or pass -a for armored text.")
+        with _input(input_path) as src, atomic_output(output) as dst:
+            encrypt_stream(src, dst, recipients, armor=armor)
+
+
+def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> list[X25519Identity]:
+    """Every identity in these files; a passphrase is asked (once) only if needed."""
+    ask = passphrase_reader(passphrase_file, "Passphrase for the identity file: ")
+    cached: list[bytes] = []
+
+    def ask_once() -> bytes:
+        if not cached:
+            cached.append(ask())
+        return cached[0]
+
+    identities: list[X25519Identity] = []
+    for path in paths:
+        identities.extend(load_identity_file(path, ask_once))
+    return identities
+
+
+@click.command()
+@click.option("-i", "--identity", "identity_paths", multiple=True, required=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Identity file (AGE-SECRET-KEY-1..., or passphrase-protected).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Output file (all or nothing); for a bundle, the output folder.")
+@click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Read the identity's passphrase from this file instead of asking.")
+@click.argument("input_path", metavar="[IN | BUNDLE_DIR]", required=False,
+                type=click.Path(exists=True, path_type=Path))
+def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_file: Path | None,
+            input_path: Path | None) -> None:
+    """Decrypt an age file, or every submission in a pulled bundle.
+
+    \b
+    Examples:
+      tiprelay decrypt -i reviewer.identity -o tip.tar tip.age
+      tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR
+    """
+    with user_errors():
+        identities = load_identities(identity_paths, passphrase_file)
+        if input_path is not None and input_path.is_dir():
+            if output is None:
+                fail("Decrypting a bundle needs an output folder.", "Pass -o OUT_DIR.")
+            from relay.bundle import decrypt_bundle_command
+
+            sys.exit(decrypt_bundle_command(input_path, output, identities))
+        with _input(input_path) as src, atomic_output(output, mode=0o600) as dst:
+            decrypt_stream(src, dst, identities)

@@ -1,0 +1,122 @@
+"""The few primitives age v1 is built from, each a small typed function.
+
+pynacl (libsodium) provides X25519, ChaCha20-Poly1305 and scrypt; hashlib and
+hmac provide SHA-256, HMAC and HKDF. Every function checks its inputs' lengths,
+so that a mistake elsewhere fails loudly here instead of weakening the crypto.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+import nacl.bindings
+import nacl.exceptions
+
+KEY_SIZE = 32
+TAG_SIZE = 16
+AEAD_NONCE_SIZE = 12
+X25519_SIZE = 32
+FILE_KEY_SIZE = 16
+
+
+class InvalidTagError(Exception):
+    """An AEAD tag did not verify (internal; callers translate it)."""
+
+
+class LowOrderPointError(Exception):
+    """An X25519 share gave the all-zero shared secret (internal)."""
+
+
+def random_bytes(size: int) -> bytes:
+    """Bytes from the operating system's CSPRNG."""
+    return os.urandom(size)
+
+
+def _check_length(name: str, value: bytes, size: int) -> None:
+    if not isinstance(value, bytes | bytearray | memoryview) or len(value) != size:
+        raise ValueError(f"{name} must be {size} bytes")
+
+
+def hmac_sha256(key: bytes, message: bytes) -> bytes:
+    """HMAC-SHA-256 of ``message`` under ``key``."""
+    return hmac.new(key, message, hashlib.sha256).digest()
+
+
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = KEY_SIZE) -> bytes:
+    """HKDF-SHA-256 (RFC 5869), extract then expand."""
+    if not 0 < length <= 255 * 32:
+        raise ValueError("HKDF output length out of range")
+    prk = hmac_sha256(salt if salt else b"\x00" * 32, ikm)
+    output = b""
+    block = b""
+    counter = 1
+    while len(output) < length:
+        block = hmac_sha256(prk, block + info + bytes([counter]))
+        output += block
+        counter += 1
+    return output[:length]
+
+
+def constant_time_equal(a: bytes, b: bytes) -> bool:
+    """Compare two byte strings without leaking where they differ."""
+    return hmac.compare_digest(a, b)
+
+
+def aead_seal(key: bytes, nonce: bytes, plaintext: bytes) -> bytes:
+    """ChaCha20-Poly1305 (RFC 8439) encryption, no associated data."""
+    _check_length("key", key, KEY_SIZE)
+    _check_length("nonce", nonce, AEAD_NONCE_SIZE)
+    sealed: bytes = nacl.bindings.crypto_aead_chacha20poly1305_ietf_encrypt(
+        bytes(plaintext), None, nonce, key
+    )
+    return sealed
+
+
+def aead_open(key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    """ChaCha20-Poly1305 decryption; raises InvalidTagError on any failure."""
+    _check_length("key", key, KEY_SIZE)
+    _check_length("nonce", nonce, AEAD_NONCE_SIZE)
+    if len(ciphertext) < TAG_SIZE:
+        raise InvalidTagError
+    try:
+        opened: bytes = nacl.bindings.crypto_aead_chacha20poly1305_ietf_decrypt(
+            bytes(ciphertext), None, nonce, key
+        )
+    except nacl.exceptions.CryptoError as exc:
+        raise InvalidTagError from exc
+    return opened
+
+
+def x25519(scalar: bytes, point: bytes) -> bytes:
+    """X25519(scalar, point); refuses the all-zero (low-order) result."""
+    _check_length("scalar", scalar, X25519_SIZE)
+    _check_length("point", point, X25519_SIZE)
+    try:
+        shared: bytes = nacl.bindings.crypto_scalarmult(scalar, point)
+    except (nacl.exceptions.RuntimeError, nacl.exceptions.CryptoError) as exc:
+        raise LowOrderPointError from exc
+    if shared == bytes(X25519_SIZE):
+        raise LowOrderPointError
+    return shared
+
+
+def x25519_base(scalar: bytes) -> bytes:
+    """The X25519 public key of ``scalar``."""
+    _check_length("scalar", scalar, X25519_SIZE)
+    public: bytes = nacl.bindings.crypto_scalarmult_base(scalar)
+    return public
+
+
+def scrypt(passphrase: bytes, salt: bytes, log_n: int) -> bytes:
+    """scrypt(N=2**log_n, r=8, p=1) to a 32-byte key."""
+    if not 1 <= log_n <= 30:
+        raise ValueError("scrypt work factor out of range")
+    n = 1 << log_n
+    # libsodium wants a memory ceiling; 128 * r * N plus slack for the state.
+    maxmem = 128 * 8 * n * 2 + (1 << 20)
+    key: bytes = nacl.bindings.crypto_pwhash_scryptsalsa208sha256_ll(
+        passphrase, salt, n, 8, 1, dklen=KEY_SIZE, maxmem=maxmem
+    )
+    return key
