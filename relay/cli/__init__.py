@@ -12,16 +12,17 @@ from typing import Any
 
 import click
 
-# name -> "module:attribute"; the module lives in relay.cli.
-COMMANDS: dict[str, str] = {
-    "keygen": "relay.cli.keygen:keygen",
-    "encrypt": "relay.cli.crypt:encrypt",
-    "decrypt": "relay.cli.crypt:decrypt",
-    "serve": "relay.cli.serve:serve",
-    "demo": "relay.cli.demo:demo",
-    "reviewer-key": "relay.cli.reviewer:reviewer_key",
-    "reviewer": "relay.cli.reviewer:reviewer",
-    "pull": "relay.cli.pull:pull",
+# name -> ("module:attribute", one-line help). The help is here so that
+# `tiprelay --help` lists commands without importing any of them.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "keygen": ("relay.cli.keygen:keygen", "Make a reviewer's age identity (offline machine)."),
+    "encrypt": ("relay.cli.crypt:encrypt", "Encrypt a file to age recipients."),
+    "decrypt": ("relay.cli.crypt:decrypt", "Decrypt an age file or a pulled bundle (offline)."),
+    "serve": ("relay.cli.serve:serve", "Run the relay (production)."),
+    "demo": ("relay.cli.demo:demo", "Run a throwaway local relay to try tiprelay out."),
+    "reviewer-key": ("relay.cli.reviewer:reviewer_key", "Make a reviewer's API signing key."),
+    "reviewer": ("relay.cli.reviewer:reviewer", "Add, remove or list reviewers (operators)."),
+    "pull": ("relay.cli.pull:pull", "Download new submissions into a bundle folder."),
 }
 
 
@@ -32,12 +33,17 @@ class LazyGroup(click.Group):
         return sorted(COMMANDS)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
             return None
-        module_name, attribute = target.split(":")
+        module_name, attribute = entry[0].split(":")
         command: Any = getattr(importlib.import_module(module_name), attribute)
         return command  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -78,12 +78,15 @@ def _has_terminal() -> bool:
 
 
 @contextlib.contextmanager
-def atomic_output(path: Path | None, *, mode: int = 0o644) -> Iterator[BinaryIO]:
+def atomic_output(
+    path: Path | None, *, mode: int = 0o644, durable: bool = False
+) -> Iterator[BinaryIO]:
     """Write to ``path`` all or nothing (stdout when None).
 
-    The data goes to a temporary file beside the target, which is fsynced and
-    renamed over it only on success; on any failure it is removed, so a
-    half-written output never appears under the real name.
+    The data goes to a temporary file beside the target, renamed over it only
+    on success; on any failure it is removed, so a half-written output never
+    appears under the real name. ``durable`` adds an fsync before the rename,
+    for files whose loss in a power cut matters more than speed.
     """
     if path is None:
         yield sys.stdout.buffer
@@ -96,7 +99,8 @@ def atomic_output(path: Path | None, *, mode: int = 0o644) -> Iterator[BinaryIO]
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(temp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

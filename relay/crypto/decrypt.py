@@ -48,7 +48,7 @@ def _unarmor(src: BinaryIO) -> BinaryIO:
     return buffered
 
 
-def _open_payload(src: BinaryIO, identities: Sequence[Identity]) -> Iterator[bytes]:
+def _open_payload(src: BinaryIO, identities: Sequence[Identity]) -> Iterator[memoryview]:
     reader = _unarmor(src)
     header = read_header(reader)
     file_key = unwrap_file_key(header.stanzas, identities)
@@ -57,11 +57,11 @@ def _open_payload(src: BinaryIO, identities: Sequence[Identity]) -> Iterator[byt
     nonce = reader.read(stream.NONCE_SIZE)
     if len(nonce) != stream.NONCE_SIZE:
         raise HeaderError("The file is truncated (the payload nonce is missing).")
-    return stream.open_chunks(stream.payload_key(file_key, nonce), reader.read)
+    return stream.open_blocks(stream.payload_key(file_key, nonce), stream.readinto_of(reader))
 
 
 class _DecryptedReader(io.RawIOBase):
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[memoryview]) -> None:
         self._chunks = chunks
         self._current = memoryview(b"")
 
@@ -71,7 +71,10 @@ class _DecryptedReader(io.RawIOBase):
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._current:
             try:
-                self._current = memoryview(next(self._chunks))
+                # A view into the decryptor's reused buffer: it stays valid
+                # until the next call to next(), which happens only once it
+                # has been consumed.
+                self._current = next(self._chunks)
             except StopIteration:
                 return 0
         size = min(len(target), len(self._current))

@@ -61,7 +61,7 @@ def encrypt_stream(
         writer = ArmorWriter(dst)
         out = writer  # type: ignore[assignment]
     out.write(header + nonce)
-    for sealed in stream.seal_chunks(stream.payload_key(file_key, nonce), src.read):
+    for sealed in stream.seal_blocks(stream.payload_key(file_key, nonce), stream.readinto_of(src)):
         out.write(sealed)
     if writer is not None:
         writer.close()

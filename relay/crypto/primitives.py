@@ -120,3 +120,43 @@ def scrypt(passphrase: bytes, salt: bytes, log_n: int) -> bytes:
         passphrase, salt, n, 8, 1, dklen=KEY_SIZE, maxmem=maxmem
     )
     return key
+
+
+# --- In-place AEAD for bulk payloads ------------------------------------------
+# pynacl's public wrappers allocate and copy twice per call. For file payloads
+# we call the same libsodium functions through pynacl's own cffi binding, on
+# caller-owned buffers, with no copies. cffi releases the GIL during the call,
+# which lets two chunks be sealed on two cores at once.
+from nacl._sodium import ffi as _ffi  # noqa: E402
+from nacl._sodium import lib as _lib  # noqa: E402
+
+
+def aead_seal_into(key: bytes, nonce: bytes, plaintext: memoryview, out: memoryview) -> None:
+    """Seal ``plaintext`` into ``out`` (exactly ``len(plaintext) + TAG_SIZE`` bytes)."""
+    _check_length("key", key, KEY_SIZE)
+    _check_length("nonce", nonce, AEAD_NONCE_SIZE)
+    if len(out) != len(plaintext) + TAG_SIZE:
+        raise ValueError("output buffer has the wrong size")
+    written = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_encrypt(
+        _ffi.from_buffer(out, require_writable=True), written,
+        _ffi.from_buffer(plaintext), len(plaintext),
+        _ffi.NULL, 0, _ffi.NULL, nonce, key,
+    )
+    if rc != 0 or written[0] != len(out):
+        raise RuntimeError("libsodium failed to encrypt")
+
+
+def aead_open_into(key: bytes, nonce: bytes, ciphertext: memoryview, out: memoryview) -> bool:
+    """Open ``ciphertext`` into ``out``; False (and ``out`` undefined) if the tag fails."""
+    _check_length("key", key, KEY_SIZE)
+    _check_length("nonce", nonce, AEAD_NONCE_SIZE)
+    if len(ciphertext) < TAG_SIZE or len(out) != len(ciphertext) - TAG_SIZE:
+        raise ValueError("buffer sizes do not match")
+    written = _ffi.new("unsigned long long *")
+    rc = _lib.crypto_aead_chacha20poly1305_ietf_decrypt(
+        _ffi.from_buffer(out, require_writable=True), written, _ffi.NULL,
+        _ffi.from_buffer(ciphertext), len(ciphertext),
+        _ffi.NULL, 0, nonce, key,
+    )
+    return bool(rc == 0 and written[0] == len(out))

@@ -54,7 +54,8 @@ class EphemeralSpool:
             self._encryptor = None
         self._file.flush()
         self._file.seek(0)
-        yield from stream.open_chunks(self._key, self._file.read)
+        for plaintext in stream.open_blocks(self._key, stream.readinto_of(self._file)):
+            yield bytes(plaintext)
 
     def close(self) -> None:
         """Forget the key and drop the file."""
