@@ -38,4 +38,22 @@ class StorageError(TiprelayError):
     """The submission could not be stored."""
 
 
+class ArchiveTooLargeError(ContainerError, LimitExceededError):
+    """The submission archive has more entries or bytes than extraction allows."""
+
+
+class UploadNotFoundError(StorageError):
+    """This upload does not exist or has expired; start the upload again."""
+
+
+class UploadOffsetError(StorageError):
+    """The upload offset does not match what the relay has stored; resume from its offset."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        super().__init__(
+            f"The upload offset does not match; the relay has {expected} bytes, resume from there."
+        )
+
+
 USER_ERRORS: tuple[type[Exception], ...] = (TiprelayError, AgeError)
