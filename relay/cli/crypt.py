@@ -16,6 +16,7 @@ import click
 from relay.cli.common import atomic_output, fail, passphrase_reader, user_errors
 from relay.crypto.decrypt import decrypt_stream
 from relay.crypto.encrypt import encrypt_stream
+from relay.crypto.errors import KeyFormatError
 from relay.crypto.identities import X25519Identity, load_identity_file
 from relay.crypto.recipients import X25519Recipient, parse_recipient
 
@@ -32,10 +33,17 @@ def _input(path: Path | None) -> Iterator[BinaryIO]:
 def _recipients(texts: tuple[str, ...], files: tuple[Path, ...]) -> list[X25519Recipient]:
     found = [parse_recipient(text) for text in texts]
     for path in files:
-        for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise KeyFormatError(f"The recipients file {path} is not text.") from None
+        for number, line in enumerate(lines, start=1):
             line = line.strip()
             if line and not line.startswith("#"):
-                found.append(parse_recipient(line))
+                try:
+                    found.append(parse_recipient(line))
+                except KeyFormatError as exc:
+                    raise KeyFormatError(f"Line {number} of {path}: {exc}") from None
     return found
 
 
