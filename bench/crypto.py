@@ -54,7 +54,8 @@ def main() -> None:
     if not shutil.which("age"):
         raise SystemExit("stock age is needed (apt-get install age)")
     size = int(args.gib * (1 << 30))
-    with tempfile.TemporaryDirectory(prefix="tiprelay-bench-", dir=os.environ.get("BENCH_DIR")) as tmp:
+    bench_dir = os.environ.get("BENCH_DIR")
+    with tempfile.TemporaryDirectory(prefix="tiprelay-bench-", dir=bench_dir) as tmp:
         d = Path(tmp)
         plain = d / "plain"
         with open(plain, "wb") as handle:

@@ -11,8 +11,8 @@ if TYPE_CHECKING:
     from relay.keyring import KeyringHolder
     from relay.store import SubmissionStore
 
-CONFIG: web.AppKey["Config"] = web.AppKey("config")
-STORE: web.AppKey["SubmissionStore"] = web.AppKey("store")
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+STORE: web.AppKey[SubmissionStore] = web.AppKey("store")
 # A holder whose `.current` Keyring is replaced on reload (SIGHUP), so that a
 # removed reviewer's key stops working at once.
-KEYRING: web.AppKey["KeyringHolder"] = web.AppKey("keyring")
+KEYRING: web.AppKey[KeyringHolder] = web.AppKey("keyring")

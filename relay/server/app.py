@@ -1,0 +1,162 @@
+"""The application factory: ``create_app(config)`` builds the whole relay.
+
+Resources live in ``cleanup_ctx`` generators (set up, ``yield``, tear down):
+the store, the retention task and, when serving for real, the SIGHUP handler
+that reloads ``keys/``. The reviewer API and the tus uploads are added by
+their own modules when they are present.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+import signal
+import warnings
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
+
+from relay.config import Config
+from relay.errors import KeyringError
+from relay.keyring import KeyringHolder
+from relay.log import get_logger
+from relay.server.appkeys import CONFIG, KEYRING, STORE
+from relay.server.middlewares import add_security_headers, choose_language, error_pages
+from relay.server.routes import setup_source_routes
+from relay.store import SubmissionStore
+
+RETENTION_INTERVAL_SECONDS = 3600.0
+"""How often submissions older than ``retention_days`` are looked for."""
+SHUTDOWN_GRACE_SECONDS = 10.0
+"""How long running requests may finish after SIGTERM before they are cut."""
+CLIENT_MAX_BODY_BYTES = 1024 * 1024
+MAX_HEADER_LINE_BYTES = 8190
+MAX_HEADERS = 64
+LINGERING_SECONDS = 10.0
+"""For handlers that read a whole body (the reviewer API); uploads stream instead."""
+
+# Modules owned by other parts of the relay: (module, setup function).
+_OPTIONAL_FEATURES = (
+    ("relay.server.reviewer_api", "setup_reviewer_api"),
+    ("relay.server.uploads", "setup_uploads"),
+)
+
+_log = get_logger("relay.server.app")
+
+
+def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Application:
+    """The relay as an aiohttp application; raises KeyringError without valid keys."""
+    keep_warnings_out_of_logs()
+    app = web.Application(
+        middlewares=[choose_language, error_pages], client_max_size=CLIENT_MAX_BODY_BYTES
+    )
+    app[CONFIG] = config
+    holder = KeyringHolder(config.keys_dir)
+    holder.current  # noqa: B018 (loads the keys now, so a bad keys/ fails at start)
+    app[KEYRING] = holder
+    app.on_response_prepare.append(add_security_headers)
+    app.cleanup_ctx.append(open_store)
+    app.cleanup_ctx.append(purge_expired_submissions)
+    if reload_keys_on_sighup:
+        app.cleanup_ctx.append(reload_keyring_on_sighup)
+    setup_source_routes(app)
+    for module_name, setup_name in _OPTIONAL_FEATURES:
+        # Skip a feature only when its module does not exist yet; an error
+        # inside an existing module must stop the start, not hide the feature.
+        if importlib.util.find_spec(module_name) is not None:
+            getattr(importlib.import_module(module_name), setup_name)(app)
+    return app
+
+
+def keep_warnings_out_of_logs() -> None:
+    """Warnings go through logging (whose allow-list drops their text), and aiohttp's
+    warnings about malformed multipart headers, which quote the header and so a
+    file name, are not raised at all: ``submit`` refuses such parts itself."""
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", category=BadContentDispositionHeader)
+    warnings.filterwarnings("ignore", category=BadContentDispositionParam)
+
+
+async def open_store(app: web.Application) -> AsyncIterator[None]:
+    """The submission store: migrations and crash recovery at start, closed at the end."""
+    config = app[CONFIG]
+    store = SubmissionStore(
+        config.data_dir,
+        busy_timeout_ms=config.sqlite_busy_timeout_ms,
+        upload_expiry_hours=config.upload_expiry_hours,
+    )
+    await asyncio.to_thread(store.open)
+    app[STORE] = store
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(store.close)
+
+
+async def purge_expired_submissions(app: web.Application) -> AsyncIterator[None]:
+    """A background task deleting submissions older than ``retention_days`` (row and blob)."""
+    task = asyncio.create_task(_retention_loop(app), name="retention")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _retention_loop(app: web.Application) -> None:
+    days = app[CONFIG].retention_days
+    while True:
+        try:
+            await asyncio.to_thread(app[STORE].purge_older_than, days)
+        except Exception as error:  # keep purging later; log the type only
+            _log.error("retention.failed", error_type=type(error).__name__)
+        await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+
+
+async def reload_keyring_on_sighup(app: web.Application) -> AsyncIterator[None]:
+    """SIGHUP reloads ``keys/``; a broken keys/ keeps the old keys and is logged."""
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, _reload_keyring, app)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+
+def _reload_keyring(app: web.Application) -> None:
+    try:
+        keyring = app[KEYRING].reload()
+    except KeyringError as error:
+        _log.error("keyring.reload_failed", error_type=type(error).__name__)
+        return
+    _log.info("keyring.reloaded", count=len(keyring.reviewers))
+
+
+def run_relay(app: web.Application, config: Config) -> None:
+    """Serve ``app`` on the configured host and port until SIGINT or SIGTERM.
+
+    aiohttp's access log is off: it would record addresses and user agents.
+    """
+    _log.info("relay.starting", port=config.port)
+    web.run_app(
+        app,
+        host=config.host,
+        port=config.port,
+        access_log=None,
+        print=None,
+        shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        # Request limits below the application: a request line or header line of
+        # at most 8 KiB, at most 64 headers, no compressed request bodies (no
+        # browser sends one; a small gzip body can expand enormously), and a
+        # refused upload's remainder is drained for at most 10 s.
+        max_line_size=MAX_HEADER_LINE_BYTES,
+        max_field_size=MAX_HEADER_LINE_BYTES,
+        max_headers=MAX_HEADERS,
+        auto_decompress=False,
+        lingering_time=LINGERING_SECONDS,
+    )

@@ -1,0 +1,72 @@
+"""The pages a source sees (the form, the receipt) and the health check."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+from typing import Any
+
+from aiohttp import web
+
+from relay.server.appkeys import CONFIG, KEYRING, STORE
+from relay.server.rendering import (
+    BROWSER_BUNDLE,
+    browser_encryption_available,
+    render_page,
+    static_url,
+)
+
+RECEIVED_PATH = "/received"
+_BROWSER_PAGE_MODULE = "relay.server.browser_page"
+"""The browser engineer's part of the form (fingerprint, settings, bundle)."""
+
+
+async def submission_form(request: web.Request) -> web.Response:
+    """``GET /``: the submission form; it works with JavaScript off."""
+    config = request.app[CONFIG]
+    browser_sealing = await _browser_sealing_context(request)
+    return render_page(
+        request,
+        "index.html",
+        {
+            "server_sealing_enabled": config.server_sealing_enabled,
+            "browser_encryption_available": browser_sealing is not None,
+            "browser_sealing": browser_sealing,
+            "bundle_url": static_url(BROWSER_BUNDLE) if browser_sealing is not None else None,
+            "max_attachments": config.max_attachments,
+            "max_submission_bytes": config.max_submission_bytes,
+            "max_message_bytes": config.max_message_bytes,
+        },
+    )
+
+
+async def _browser_sealing_context(request: web.Request) -> Any:
+    """What the browser-sealing part of the form needs; None when JS sealing is not built."""
+    if not browser_encryption_available():
+        return None
+    if importlib.util.find_spec(_BROWSER_PAGE_MODULE) is None:
+        return None
+    context = importlib.import_module(_BROWSER_PAGE_MODULE).browser_sealing_context(request)
+    if inspect.isawaitable(context):
+        context = await context
+    return context
+
+
+async def submission_received(request: web.Request) -> web.Response:
+    """``GET /received``: where ``POST /submit`` sends the source after storing.
+
+    It names no submission: nothing on the source's screen links them to it.
+    """
+    return render_page(request, "received.html", switcher_path=RECEIVED_PATH)
+
+
+async def health(request: web.Request) -> web.Response:
+    """``GET /healthz``: "ok" when the store is open and reviewer keys are loaded.
+
+    It reports no counts or times, which would reveal activity.
+    """
+    request.app[STORE]  # raises (-> 500) if the store is not open
+    if not request.app[KEYRING].current.reviewers:
+        return web.json_response({"status": "no reviewer keys"}, status=503)
+    return web.json_response({"status": "ok"})
