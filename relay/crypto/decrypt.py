@@ -35,6 +35,11 @@ class _PrefixedReader(io.RawIOBase):
             target[:size] = self._prefix[:size]
             self._prefix = self._prefix[size:]
             return size
+        readinto = getattr(self._src, "readinto", None)
+        if readinto is not None:
+            # Straight into the caller's buffer: read() would allocate and copy
+            # every block twice more (a fifth of a bundle's decryption time).
+            return int(readinto(target) or 0)
         data = self._src.read(len(target))
         target[: len(data)] = data
         return len(data)

@@ -1,0 +1,275 @@
+"""Reading a pulled bundle on the offline machine: verify, decrypt, extract safely.
+
+For each submission in ``manifest.json``, ``decrypt_bundle`` reads ``<id>.age``
+once, hashing the ciphertext as it decrypts it (so the file is read a single
+time), extracts the plaintext archive with ``relay.container.extract_submission``
+into ``OUT_DIR/<day>-<id>/`` and keeps it only if the SHA-256 matches the
+manifest too. One submission's damage, hostility or foreign key never stops
+the others. A folder that already exists means that submission was decrypted
+before (extraction renames the folder into place only when complete): skipped.
+
+Offline code: nothing here imports aiohttp (import-linter checks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from relay.container import extract_submission
+from relay.crypto.decrypt import open_decrypted
+from relay.crypto.errors import AgeError, NoIdentityMatchError
+from relay.crypto.identities import X25519Identity
+from relay.errors import ContainerError
+from relay.manifest import (
+    HASH_CHUNK_BYTES,
+    MANIFEST_NAME,
+    ManifestError,
+    SubmissionInfo,
+    human_size,
+    read_manifest,
+)
+
+DECRYPTED = "decrypted"
+ALREADY_DECRYPTED = "already decrypted"
+DAMAGED = "damaged"
+NOT_FOR_IDENTITY = "not for this identity"
+REFUSED = "refused"
+MISSING = "missing"
+_UNREADABLE = (DAMAGED, NOT_FOR_IDENTITY, REFUSED, MISSING)
+
+
+@dataclass(frozen=True)
+class SubmissionOutcome:
+    """What happened to one submission of the bundle."""
+
+    info: SubmissionInfo
+    status: str
+    folder: Path | None = None
+    files: int = 0
+    size: int = 0
+    detail: str = ""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def readable(self) -> bool:
+        """Whether its plaintext is in OUT_DIR now."""
+        return self.status not in _UNREADABLE
+
+
+@dataclass
+class BundleReport:
+    """Every submission's outcome, plus files the manifest does not list."""
+
+    outcomes: list[SubmissionOutcome] = field(default_factory=list)
+    unlisted_files: list[str] = field(default_factory=list)
+
+    @property
+    def all_readable(self) -> bool:
+        return all(outcome.readable for outcome in self.outcomes)
+
+
+class _OrderedHasher:
+    """SHA-256 computed on a helper thread, pieces in order, at most a few pieces behind.
+
+    hashlib releases the GIL, so the hash runs beside the decryption instead of
+    adding to the reading thread's work (which bounds a bundle's throughput).
+    Each piece is copied into one of a few recycled buffers, since the reader
+    reuses its own at once.
+    """
+
+    _MAX_PENDING = 2
+    _pool: ThreadPoolExecutor | None = None
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._pending: deque[tuple[Future[None], bytearray]] = deque()
+        self._spare: list[bytearray] = []
+
+    def update(self, data: memoryview | bytes) -> None:
+        if len(self._pending) >= self._MAX_PENDING:
+            done, buffer = self._pending.popleft()
+            done.result()
+            self._spare.append(buffer)
+        buffer = self._spare.pop() if self._spare else bytearray()
+        if len(buffer) < len(data):
+            buffer = bytearray(len(data))
+        piece = memoryview(buffer)[: len(data)]
+        piece[:] = data
+        if _OrderedHasher._pool is None:
+            # One worker: the pieces are hashed in the order they were submitted.
+            _OrderedHasher._pool = ThreadPoolExecutor(1, thread_name_prefix="bundle-sha256")
+        self._pending.append((_OrderedHasher._pool.submit(self._digest.update, piece), buffer))
+
+    def hexdigest(self) -> str:
+        while self._pending:
+            self._pending.popleft()[0].result()
+        return self._digest.hexdigest()
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads ``source`` and hashes every byte handed out, for a single pass over the file."""
+
+    def __init__(self, source: io.RawIOBase) -> None:
+        self._source = source
+        self._hasher = _OrderedHasher()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        view = memoryview(target).cast("B")
+        count = self._source.readinto(view) or 0
+        if count:
+            self._hasher.update(view[:count])
+        return count
+
+    def finish_digest(self) -> str:
+        """Hash whatever is still unread, and return the file's hex SHA-256."""
+        while chunk := self._source.read(HASH_CHUNK_BYTES):
+            self._hasher.update(chunk)
+        return self._hasher.hexdigest()
+
+
+def output_folder(out_dir: Path, info: SubmissionInfo) -> Path:
+    """``OUT_DIR/<day>-<id>``: sorts by day; id and day are validated by the manifest."""
+    return out_dir / f"{info.day}-{info.id}"
+
+
+def decrypt_bundle(
+    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity]
+) -> BundleReport:
+    """Decrypt every submission of ``bundle_dir`` into ``out_dir``; see the module docstring."""
+    if not (bundle_dir / MANIFEST_NAME).is_file():
+        raise ManifestError(
+            f"{bundle_dir} has no {MANIFEST_NAME}; it is not a bundle made by `tiprelay pull`."
+        )
+    entries = read_manifest(bundle_dir)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    report = BundleReport()
+    for info in sorted(entries.values(), key=lambda entry: (entry.day, entry.id)):
+        report.outcomes.append(_decrypt_one(bundle_dir, out_dir, info, identities))
+    report.unlisted_files = sorted(
+        path.name
+        for path in bundle_dir.glob("*.age")
+        if path.name.removesuffix(".age") not in entries
+    )
+    return report
+
+
+def _decrypt_one(
+    bundle_dir: Path, out_dir: Path, info: SubmissionInfo, identities: Sequence[X25519Identity]
+) -> SubmissionOutcome:
+    folder = output_folder(out_dir, info)
+    if folder.is_dir():
+        files, size = _count_extracted(folder)
+        return SubmissionOutcome(info, ALREADY_DECRYPTED, folder, files, size)
+    source_path = bundle_dir / info.file_name
+    try:
+        source = source_path.open("rb", buffering=0)
+    except FileNotFoundError:
+        return SubmissionOutcome(info, MISSING, detail="its .age file is not in the bundle")
+    with source:
+        hashing = _HashingReader(source)
+        try:
+            plaintext = open_decrypted(hashing, identities)  # type: ignore[arg-type]
+            extracted = extract_submission(plaintext, folder)
+        except NoIdentityMatchError:
+            if hashing.finish_digest() != info.sha256:  # a damaged stanza looks foreign too
+                return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
+            return SubmissionOutcome(info, NOT_FOR_IDENTITY, detail=_not_for_me_detail())
+        except AgeError as exc:
+            damaged_in_transit = hashing.finish_digest() != info.sha256
+            return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(damaged_in_transit, exc))
+        except ContainerError as exc:
+            return SubmissionOutcome(info, REFUSED, detail=f"{exc} Nothing was written for it.")
+        if hashing.finish_digest() != info.sha256:
+            # Authentic age data, yet not the file the relay listed: swapped or the
+            # manifest was edited. Do not keep a plaintext of unknown origin.
+            shutil.rmtree(folder, ignore_errors=True)
+            return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
+    sealed_inside = extracted.meta.get("sealed_by")
+    notes = list(extracted.warnings)
+    if sealed_inside != info.sealed_by:
+        notes.append(
+            f"the archive says sealed_by={sealed_inside!s:.20}, the relay said {info.sealed_by}"
+        )
+    return SubmissionOutcome(
+        info,
+        DECRYPTED,
+        folder,
+        files=len(extracted.files),
+        size=extracted.message_size + sum(size for _, size in extracted.files),
+        notes=tuple(notes),
+    )
+
+
+def _not_for_me_detail() -> str:
+    return "it is not encrypted to this identity (another reviewer's key may read it)"
+
+
+def _damage_detail(hash_mismatch: bool, exc: AgeError | None) -> str:
+    if hash_mismatch:
+        return (
+            "the file does not match its SHA-256 in manifest.json; "
+            "copy it again from the online machine (or pull again)"
+        )
+    return (
+        f"{exc} The file matches the manifest, so it was already like this on the relay "
+        "(damaged there, or sent that way)."
+    )
+
+
+def _count_extracted(folder: Path) -> tuple[int, int]:
+    files_dir = folder / "files"
+    files = list(filter(Path.is_file, files_dir.iterdir())) if files_dir.is_dir() else []
+    message = folder / "message.txt"
+    size = sum(entry.stat().st_size for entry in files)
+    size += message.stat().st_size if message.is_file() else 0
+    return len(files), size
+
+
+def summary_lines(report: BundleReport) -> list[str]:
+    """The table (id, day, files, size, sealed_by, status) and one warning line per problem."""
+    lines = [f"{'ID':32}  {'DAY':10}  {'FILES':>5}  {'SIZE':>10}  {'SEALED BY':9}  STATUS"]
+    for outcome in report.outcomes:
+        info = outcome.info
+        files = str(outcome.files) if outcome.readable else "-"
+        size = human_size(outcome.size) if outcome.readable else "-"
+        lines.append(
+            f"{info.id:32}  {info.day:10}  {files:>5}  {size:>10}  {info.sealed_by:9}  "
+            f"{outcome.status}"
+        )
+    for outcome in report.outcomes:
+        if not outcome.readable:
+            lines.append(f"WARNING: {outcome.info.id} {outcome.status}: {outcome.detail}")
+        elif outcome.info.sealed_by == "server":
+            lines.append(
+                f"WARNING: {outcome.info.id} was sealed by the server (sent without JavaScript): "
+                "the relay saw its plaintext while encrypting it."
+            )
+        lines.extend(f"NOTE: {outcome.info.id}: {note}" for note in outcome.notes)
+    for name in report.unlisted_files:
+        lines.append(f"WARNING: {name} is not listed in manifest.json; skipped.")
+    return lines
+
+
+def decrypt_bundle_command(
+    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity]
+) -> int:
+    """``tiprelay decrypt -i IDENTITY BUNDLE_DIR -o OUT_DIR``: print the summary; exit status."""
+    report = decrypt_bundle(bundle_dir, out_dir, identities)
+    for line in summary_lines(report):
+        click.echo(line)
+    readable = sum(outcome.readable for outcome in report.outcomes)
+    click.echo(f"{readable} of {len(report.outcomes)} submission(s) readable in {out_dir}.")
+    return 0 if report.all_readable else 1
+

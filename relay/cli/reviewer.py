@@ -1,0 +1,173 @@
+"""Reviewer keys: ``tiprelay reviewer-key`` (reviewer) and ``tiprelay reviewer add|remove|list``
+(operator).
+
+The reviewer makes an API signing key on their online machine and hands the
+printed public line to the operator, with their ``age1...`` recipient. The
+operator writes both into ``keys/<name>.toml`` with ``tiprelay reviewer add``
+and reloads the relay (SIGHUP or restart). Nothing secret ever goes to keys/.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from relay.crypto.errors import KeyFormatError
+from relay.crypto.recipients import X25519Recipient
+from relay.crypto.signing import SigningKey, parse_public_key
+from relay.errors import KeyringError
+
+_RELOAD_HINT = "Reload the relay so it takes effect: send it SIGHUP (or restart it)."
+
+
+@click.command("reviewer-key")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the secret signing key (created 0600; never overwritten).",
+)
+def reviewer_key(output: Path) -> None:
+    """Make a reviewer API signing key; print the public line for the operator.
+
+    Keep FILE on the machine that runs `tiprelay pull`. Send the printed
+    `ed25519:...` line (public, safe to share) to the relay's operator.
+
+    \b
+    Example:
+      tiprelay reviewer-key -o ~/.tiprelay/api.key
+    """
+    key = SigningKey.generate()
+    try:
+        # O_EXCL: refuse to overwrite; 0600 from the start, never readable by others.
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise click.ClickException(
+            f"{output} already exists; choose another name (an existing key is never overwritten)."
+        ) from None
+    except OSError as exc:
+        raise click.ClickException(f"Cannot create {output}: {exc.strerror}.") from None
+    with os.fdopen(descriptor, "w", encoding="utf-8") as key_file:
+        key_file.write(key.to_key_file_text())
+        key_file.flush()
+        os.fsync(key_file.fileno())
+    click.echo(key.public_key_text)
+
+
+_keys_dir_option = click.option(
+    "--keys-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="keys",
+    show_default=True,
+    envvar="TIPRELAY_KEYS_DIR",
+    help="The relay's keys/ folder (public keys only).",
+)
+
+
+@click.group()
+def reviewer() -> None:
+    """Add, remove and list the relay's reviewers (operator; public keys only).
+
+    \b
+    Example:
+      tiprelay reviewer add alice --age-recipient age1... --api-key ed25519:...
+      tiprelay reviewer list
+      tiprelay reviewer remove alice
+    """
+
+
+@reviewer.command("add")
+@click.argument("name")
+@click.option("--age-recipient", required=True, metavar="age1...", help="Their age recipient.")
+@click.option(
+    "--api-key",
+    metavar="ed25519:...",
+    help="Their API key line from `tiprelay reviewer-key` (omit: no API access).",
+)
+@_keys_dir_option
+def add(name: str, age_recipient: str, api_key: str | None, keys_dir: Path) -> None:
+    """Write keys/NAME.toml for a reviewer; submissions are then encrypted to them too.
+
+    \b
+    Example:
+      tiprelay reviewer add alice --age-recipient age1... --api-key ed25519:...
+    """
+    from relay.keyring import write_reviewer_file
+
+    _check_name(name)
+    try:
+        recipient = X25519Recipient.parse(age_recipient.strip())
+    except KeyFormatError as exc:
+        raise click.ClickException(f"--age-recipient is not an age1... recipient: {exc}") from None
+    try:
+        public_key = parse_public_key(api_key.strip()) if api_key else None
+    except KeyFormatError as exc:
+        raise click.ClickException(
+            f"--api-key is not the public line `tiprelay reviewer-key` prints: {exc}"
+        ) from None
+    if (keys_dir / f"{name}.toml").exists():
+        raise click.ClickException(
+            f"A reviewer named {name!r} already exists; remove it first to replace it."
+        )
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        path = write_reviewer_file(keys_dir, name, recipient, public_key)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Added reviewer {name} ({path}). {_RELOAD_HINT}")
+
+
+@reviewer.command("remove")
+@click.argument("name")
+@_keys_dir_option
+def remove(name: str, keys_dir: Path) -> None:
+    """Delete keys/NAME.toml: after a reload the reviewer's API key stops working.
+
+    Submissions already stored stay readable by them; new ones are not
+    encrypted to them.
+
+    \b
+    Example:
+      tiprelay reviewer remove alice
+    """
+    _check_name(name)
+    path = keys_dir / f"{name}.toml"
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        raise click.ClickException(f"There is no reviewer named {name!r} in {keys_dir}.") from None
+    click.echo(f"Removed reviewer {name}. {_RELOAD_HINT}")
+
+
+@reviewer.command("list")
+@_keys_dir_option
+def list_reviewers(keys_dir: Path) -> None:
+    """Show each reviewer: name, age recipient, API key.
+
+    \b
+    Example:
+      tiprelay reviewer list --keys-dir /etc/tiprelay/keys
+    """
+    from relay.crypto.signing import format_public_key
+    from relay.keyring import load_keyring
+
+    try:
+        keyring = load_keyring(keys_dir)
+    except KeyringError as exc:
+        raise click.ClickException(str(exc)) from None
+    for entry in keyring.reviewers:
+        api = format_public_key(entry.api_key) if entry.api_key else "(no API key)"
+        click.echo(f"{entry.name}\t{entry.age_recipient}\t{api}")
+
+
+def _check_name(name: str) -> None:
+    from relay.keyring import REVIEWER_NAME
+
+    if not REVIEWER_NAME.fullmatch(name):
+        raise click.ClickException(
+            f"{name!r} is not a valid reviewer name: use lower-case letters, digits, - and _."
+        )
