@@ -1,0 +1,109 @@
+"""What the form page hands to the browser-sealing script (relay/web/js/app.js).
+
+Three JSON blocks (``type="application/json"``: data, not script, so the CSP
+forbids nothing) rendered by ``templates/browser_sealing.html``:
+
+- ``#recipients``: the age recipients to encrypt to and their fingerprint;
+- ``#sealing-settings``: the tus endpoint, chunk size, retry delays, limits,
+  the page language and the UTC day that goes into ``submission.json``;
+- ``#sealing-messages``: every text the script may show, already translated
+  into the page's language (the script holds no text of its own).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from relay.fingerprint import recipient_set_fingerprint
+from relay.server import i18n
+from relay.server.appkeys import CONFIG, KEYRING
+from relay.server.i18n import N_
+from relay.server.rendering import request_language
+from relay.server.uploads import UPLOADS_PATH
+
+RETRY_DELAYS_MS = (0, 1_000, 3_000, 5_000, 10_000, 20_000, 30_000, 60_000, 60_000, 60_000)
+"""Tor circuits drop and take a while to be rebuilt: about five minutes of retries
+before the page asks the source to press "Try again" (which resumes, too)."""
+
+MESSAGES: dict[str, str] = {
+    "encrypting": N_("Encrypting in your browser and sending…"),
+    "retrying": N_("The connection dropped. Reconnecting and continuing where it stopped…"),
+    "done": N_(
+        "Received. Your message and files were encrypted in your browser before they were "
+        "sent; the relay stored only the encrypted copy."
+    ),
+    "failed_network": N_(
+        "The connection was lost and could not be restored. What was sent so far is kept "
+        "for a while: press “Try again” to continue where it stopped."
+    ),
+    "failed_refused": N_(
+        "The relay refused the encrypted message. Nothing was stored. Reload the page and "
+        "send again."
+    ),
+    "failed_too_large": N_(
+        "Too much to send at once: one message with its files can be at most %(limit)s. "
+        "Send fewer or smaller files, or send them in several messages."
+    ),
+    "failed_storage": N_(
+        "The relay cannot accept messages right now: it is running out of storage space. "
+        "Please try again later."
+    ),
+    "failed_local": N_(
+        "Your browser could not read or encrypt the files (perhaps one changed or was moved "
+        "while it was being sent). Nothing was stored. Choose the files again and send again."
+    ),
+    "empty": N_(
+        "Nothing to send: your message is empty and no file is attached. Write a message or "
+        "attach a file, then send again."
+    ),
+    "too_many_files": N_(
+        "You can attach at most %(count)s files to one message. Send fewer files, or send "
+        "them in several messages."
+    ),
+    "message_too_long": N_(
+        "A message can be at most %(limit)s. Shorten it, or save it as a file and attach it."
+    ),
+    "fingerprint_mismatch": N_(
+        "The reviewers' keys on this page do not match their fingerprint. Do not send "
+        "anything from this page."
+    ),
+}
+
+
+def browser_sealing_context(request: web.Request) -> dict[str, Any]:
+    """The ``browser_sealing`` value that ``browser_sealing.html`` renders, in the
+    request's language (source_views passes it to index.html)."""
+    config = request.app[CONFIG]
+    language = request_language(request)
+    gettext = i18n.translations(language).gettext
+    recipients = [str(r) for r in request.app[KEYRING].current.recipients]
+    fingerprint = recipient_set_fingerprint(recipients)
+    placeholders = {
+        "limit": i18n.format_size(config.max_submission_bytes, language),
+        "count": str(config.max_attachments),
+    }
+    messages = {key: gettext(text) for key, text in MESSAGES.items()}
+    messages["failed_too_large"] %= placeholders
+    messages["too_many_files"] %= placeholders
+    messages["message_too_long"] %= {
+        "limit": i18n.format_size(config.max_message_bytes, language)
+    }
+    settings = {
+        "endpoint": UPLOADS_PATH,
+        "chunkSize": config.upload_chunk_bytes,
+        "retryDelays": list(RETRY_DELAYS_MS),
+        "maxSubmissionBytes": config.max_submission_bytes,
+        "maxMessageBytes": config.max_message_bytes,
+        "maxAttachments": config.max_attachments,
+        "language": language,
+        "day": datetime.now(UTC).date().isoformat(),
+    }
+    return {
+        "recipients": {"recipients": recipients, "fingerprint": fingerprint},
+        "fingerprint": fingerprint,
+        "settings": settings,
+        "messages": messages,
+    }

@@ -1,0 +1,202 @@
+// Entry point of the browser bundle: progressive enhancement of the form
+// (<form id="submission-form" action="/submit">). Without JavaScript, or in a
+// browser that lacks what sealing needs, the form posts to /submit and the
+// server encrypts (the page says so). With it, the submit is taken over: the
+// browser builds the archive, encrypts it to the reviewers and uploads only
+// ciphertext. Every text shown comes from the page (#sealing-messages), in the
+// page's language; the data comes from #recipients and #sealing-settings.
+
+import { recipientSetFingerprint } from "./fingerprint.js";
+import { canSealInBrowser, sealSubmission } from "./seal.js";
+import { startUpload } from "./upload.js";
+
+function readJson(id) {
+  const element = document.getElementById(id);
+  return element ? JSON.parse(element.textContent) : null;
+}
+
+function byId(id) {
+  return document.getElementById(id);
+}
+
+class SealingPage {
+  constructor(form, recipients, settings, messages) {
+    this.form = form;
+    this.recipients = recipients;
+    this.settings = settings;
+    this.messages = messages;
+    this.status = byId("sealing-status");
+    this.resumeButton = byId("sealing-resume");
+    this.encryptBar = byId("encrypt-progress");
+    this.uploadBar = byId("upload-progress");
+    this.busy = false;
+    this.upload = null;
+  }
+
+  show() {
+    for (const element of document.querySelectorAll("#submission-status, [data-without-js]")) {
+      element.hidden = true;
+    }
+    byId("browser-sealing").hidden = false;
+    byId("recipient-fingerprint").textContent = recipientSetFingerprint(this.recipients);
+    document.documentElement.dataset.sealingMode = "browser";
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      if (!this.busy) this.submit();
+    });
+    this.resumeButton.addEventListener("click", () => this.resume());
+  }
+
+  say(key, failed = false) {
+    this.status.textContent = this.messages[key];
+    this.status.dataset.state = failed ? "error" : key;
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    for (const element of this.form.elements) {
+      if (element.type === "submit" || element.tagName === "TEXTAREA" || element.type === "file") {
+        element.disabled = busy;
+      }
+    }
+  }
+
+  checkLimits(message, files) {
+    const messageBytes = new TextEncoder().encode(message).length;
+    if (message.trim() === "" && files.length === 0) return "empty";
+    if (files.length > this.settings.maxAttachments) return "too_many_files";
+    if (messageBytes > this.settings.maxMessageBytes) return "message_too_long";
+    const total = messageBytes + files.reduce((sum, file) => sum + file.size, 0);
+    if (total > this.settings.maxSubmissionBytes) return "failed_too_large";
+    return null;
+  }
+
+  async submit() {
+    const message = this.form.elements.namedItem("message").value;
+    const fileInput = this.form.querySelector('input[type="file"]');
+    const files = fileInput ? Array.from(fileInput.files) : [];
+    const problem = this.checkLimits(message, files);
+    if (problem) {
+      this.say(problem, true);
+      return;
+    }
+    this.setBusy(true);
+    this.resumeButton.hidden = true;
+    byId("sealing-progress").hidden = false;
+    this.say("encrypting");
+    let sealed;
+    let plaintextDone = 0;
+    const plaintextTotal = Math.max(
+      1,
+      new TextEncoder().encode(message).length + files.reduce((sum, file) => sum + file.size, 0),
+    );
+    try {
+      sealed = await sealSubmission({
+        message,
+        files,
+        language: this.settings.language,
+        day: this.settings.day,
+        recipients: this.recipients,
+        onPlaintext: (count) => {
+          plaintextDone += count;
+          this.encryptBar.value = Math.min(1, plaintextDone / plaintextTotal);
+        },
+      });
+    } catch (error) {
+      this.fail("failed_local", error);
+      return;
+    }
+    if (sealed.size > this.settings.maxSubmissionBytes) {
+      sealed.stream.cancel();
+      this.fail("failed_too_large");
+      return;
+    }
+    this.upload = startUpload({
+      stream: sealed.stream,
+      size: sealed.size,
+      settings: this.settings,
+      onProgress: (sent, total) => {
+        this.uploadBar.value = sent / Math.max(1, total);
+        if (this.status.dataset.state === "retrying") this.say("encrypting");
+      },
+      onRetry: () => this.say("retrying"),
+      onSuccess: (receipt) => this.succeed(receipt),
+      onFailure: (failure) => this.uploadFailed(failure),
+    });
+  }
+
+  uploadFailed(failure) {
+    if (failure.kind === "network") {
+      this.say("failed_network", true);
+      this.resumeButton.hidden = false;
+      return;
+    }
+    const key = {
+      too_large: "failed_too_large",
+      storage_full: "failed_storage",
+      refused: "failed_refused",
+    }[failure.kind];
+    // Delete what the server holds of this upload (it may already be gone).
+    if (this.upload) this.upload.cancel().catch(() => {});
+    this.fail(key || "failed_local", failure.cause);
+  }
+
+  resume() {
+    if (!this.upload) return;
+    this.resumeButton.hidden = true;
+    this.say("encrypting");
+    this.upload.resume();
+  }
+
+  fail(key, error) {
+    this.say(key, true);
+    this.setBusy(false);
+    this.upload = null;
+    if (error) console.error(error);
+  }
+
+  succeed(receipt) {
+    this.encryptBar.value = 1;
+    this.uploadBar.value = 1;
+    this.say("done");
+    this.status.dataset.receipt = receipt || "";
+    this.form.reset();
+    // Leave only the confirmation (which lives inside the form) on screen.
+    const sealing = byId("browser-sealing");
+    for (const child of this.form.children) {
+      if (child !== sealing && !child.contains(sealing)) child.hidden = true;
+    }
+    this.upload = null;
+    this.busy = false;
+    document.documentElement.dataset.sealingResult = "stored";
+  }
+}
+
+function main() {
+  const form = byId("submission-form");
+  const recipientsBlock = readJson("recipients");
+  const settings = readJson("sealing-settings");
+  const messages = readJson("sealing-messages");
+  if (!form || !recipientsBlock || !settings || !messages || !canSealInBrowser()) {
+    return; // the form keeps working without us, and the page says the server encrypts
+  }
+  const recipients = recipientsBlock.recipients;
+  const page = new SealingPage(form, recipients, settings, messages);
+  if (recipientSetFingerprint(recipients) !== recipientsBlock.fingerprint) {
+    // The page contradicts itself: refuse to seal, and refuse the no-JS path too.
+    page.show();
+    page.setBusy(true);
+    page.say("fingerprint_mismatch", true);
+    return;
+  }
+  page.show();
+}
+
+// For bench/upload.py and the tests: seal without uploading (no DOM needed).
+globalThis.tiprelaySeal = Object.freeze({ sealSubmission, recipientSetFingerprint });
+
+if (document.readyState === "loading") {
+  document.addEventListener("DOMContentLoaded", main);
+} else {
+  main();
+}
