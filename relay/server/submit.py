@@ -22,7 +22,6 @@ import contextlib
 import errno
 import re
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -170,11 +169,10 @@ def _check_declared_size(request: web.Request, config: Config) -> None:
 
 
 def _check_free_disk(config: Config, needed: int) -> None:
-    """507 unless both the blob folder and the spool folder keep their reserve."""
-    for folder in (Path(config.data_dir), Path(tempfile.gettempdir())):
-        if _free_bytes(folder) - needed < config.disk_reserve_bytes:
-            _log.warning("submission.refused.disk_reserve")
-            raise SourceProblem(STORAGE_FULL)
+    """507 unless the data folder (blobs and spools alike) keeps its reserve."""
+    if _free_bytes(Path(config.data_dir)) - needed < config.disk_reserve_bytes:
+        _log.warning("submission.refused.disk_reserve")
+        raise SourceProblem(STORAGE_FULL)
 
 
 _free_space_cache: dict[Path, tuple[float, int]] = {}
@@ -215,7 +213,9 @@ async def _receive(
             attachment_parts += 1
             if attachment_parts > config.max_attachments:
                 raise SourceProblem(TOO_MANY_FILES, count=config.max_attachments)
-            attachment = await _receive_attachment(part, file_name, budget, config, spools)
+            attachment = await _receive_attachment(
+                part, file_name, budget, config, spools, request.app[STORE].tmp_dir
+            )
             if attachment is not None:
                 submission.attachments.append(attachment)
         else:
@@ -300,6 +300,7 @@ async def _receive_attachment(
     budget: _Budget,
     config: Config,
     spools: contextlib.ExitStack,
+    spool_dir: Path,
 ) -> ReceivedAttachment | None:
     """Receive one attachment; None for the empty part of a file input left blank."""
     pending = bytearray()
@@ -310,7 +311,9 @@ async def _receive_attachment(
         budget.spend(len(chunk))
         pending += chunk
         if spool is None and budget.in_memory_bytes + len(pending) > IN_MEMORY_ATTACHMENT_BYTES:
-            spool = spools.enter_context(EphemeralSpool())
+            # In the data folder, not /tmp: one file system, one disk reserve
+            # (a small tmpfs /tmp would otherwise refuse every large tip).
+            spool = spools.enter_context(EphemeralSpool(spool_dir))
         if spool is not None and len(pending) >= SPOOL_WRITE_BYTES:
             full, pending = pending, bytearray()
             await asyncio.to_thread(spool.write, full)
