@@ -1,0 +1,90 @@
+# tiprelay: the relay's container image. docs/operators.md tells how to run it.
+#
+#   docker build -t tiprelay .
+#   docker build --build-arg DEBIAN_IMAGE=debian:bookworm-slim@sha256:<digest> -t tiprelay .
+#
+# It needs BuildKit (Docker >= 23 uses it by default; older: DOCKER_BUILDKIT=1).
+# Behind a TLS-inspecting proxy, hand the build your CA bundle as a build
+# secret; it is used by npm and pip and never stored in a layer:
+#   docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt -t tiprelay .
+#
+# Two stages: `build` makes the browser bundle (Debian's nodejs/npm, from
+# package-lock.json) and a venv with tiprelay; the runtime stage has only
+# Debian's python3 and that venv. Nothing secret is in the image: reviewers'
+# public keys are mounted at /keys, the settings at /config (both read-only),
+# and ciphertext lives on the /data volume. The root file system can be, and
+# in docker-compose.yml is, read-only.
+
+# The base image; pin it by digest in production (see docs/operators.md).
+ARG DEBIAN_IMAGE=debian:bookworm-slim
+
+FROM ${DEBIAN_IMAGE} AS build
+SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+ENV DEBIAN_FRONTEND=noninteractive \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    npm_config_update_notifier=false \
+    npm_config_fund=false \
+    npm_config_audit=false
+
+# Versions are not pinned on purpose: the base image fixes the Debian release,
+# and its security updates must flow in on every rebuild. This stage is thrown
+# away, so dpkg may skip its fsyncs (npm alone is some 400 Debian packages).
+# hadolint ignore=DL3008
+RUN echo force-unsafe-io >/etc/dpkg/dpkg.cfg.d/build-stage-unsafe-io \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends python3 python3-venv nodejs npm \
+    && rm -rf /var/lib/apt/lists/*
+
+# One step on the bind-mounted source (a throwaway writable copy of the build
+# context): the npm packages from the lock file, the browser bundle
+# (relay/web/static/dist/, when the sources have a build script), then the
+# venv. Only /opt/tiprelay is kept. The venv lives at the path it runs from
+# (its scripts name their interpreter); pip and setuptools leave it, since
+# nothing installs at run time.
+# hadolint ignore=DL3003
+RUN --mount=type=bind,target=/src,rw --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then \
+        export npm_config_cafile=/run/secrets/ca_bundle PIP_CERT=/run/secrets/ca_bundle; \
+    fi \
+    && cd /src \
+    && if [ -f package-lock.json ]; then \
+        npm ci --loglevel=error; \
+        if [ -f scripts/build-js ]; then bash scripts/build-js; fi; \
+    fi \
+    && python3 -m venv /opt/tiprelay \
+    && /opt/tiprelay/bin/pip install . \
+    && /opt/tiprelay/bin/pip uninstall -y -q pip setuptools \
+    && /opt/tiprelay/bin/python docker/relay/trim_venv.py
+
+FROM ${DEBIAN_IMAGE}
+SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+
+# A fixed, unprivileged id, so the owner of the /data volume is the same on
+# every build and can be set on a host folder (chown 10001:10001).
+# hadolint ignore=DL3008
+RUN export DEBIAN_FRONTEND=noninteractive \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends python3 \
+    && rm -rf /var/lib/apt/lists/* \
+    && groupadd --system --gid 10001 tiprelay \
+    && useradd --system --uid 10001 --gid tiprelay --home-dir /nonexistent \
+        --no-create-home --shell /usr/sbin/nologin tiprelay \
+    && install -d -o tiprelay -g tiprelay -m 0700 /data \
+    && install -d -m 0755 /config /keys
+
+COPY --from=build /opt/tiprelay /opt/tiprelay
+COPY docker/relay/entrypoint.sh /usr/local/bin/tiprelay-entrypoint
+
+ENV PATH=/opt/tiprelay/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+USER 10001:10001
+VOLUME ["/data"]
+EXPOSE 8080
+# urllib raises on a refused connection or a non-2xx answer: exit status 1.
+# The port follows TIPRELAY_PORT when an operator moves it.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('TIPRELAY_PORT', '8080'), timeout=4)"]
+ENTRYPOINT ["tiprelay-entrypoint"]
