@@ -105,6 +105,72 @@ def test_commit_stores_the_exact_bytes_with_a_row(store: SubmissionStore, data_d
     assert names(data_dir / "tmp") == set()
 
 
+def test_concurrent_commits_share_group_commits_and_all_become_durable(
+    store: SubmissionStore, data_dir: Path
+):
+    payloads = [os.urandom(1000 + i) for i in range(48)]
+    records: list[SubmissionRecord] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(payloads))
+
+    def commit_one(data: bytes) -> None:
+        start.wait()
+        try:
+            records.append(commit(store, data))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=commit_one, args=(p,)) for p in payloads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({r.id for r in records}) == len(payloads)
+    stored = {r.id: r for r in store.list(limit=1000)}
+    assert set(stored) == {r.id for r in records}
+    by_hash = {hashlib.sha256(p).hexdigest(): p for p in payloads}
+    for record in records:
+        assert store.blob_path(record.id).read_bytes() == by_hash[record.sha256]
+    assert names(data_dir / "tmp") == set()
+
+
+def test_a_commit_that_fails_in_a_group_fails_alone(store: SubmissionStore, data_dir: Path):
+    # Hold the commit turn so that both commits queue up into one group.
+    doomed = store.blob_writer()
+    doomed.write(b"lost before its rename")
+    os.unlink(data_dir / "tmp" / doomed._path.name)  # the rename will fail
+    outcomes: dict[str, object] = {}
+
+    def run(name: str, action: object) -> None:
+        try:
+            outcomes[name] = action()  # type: ignore[operator]
+        except StorageError as exc:
+            outcomes[name] = exc
+
+    with store._commit_turn:
+        store._committing = True
+        threads = [
+            threading.Thread(target=run, args=("doomed", lambda: doomed.commit("server"))),
+            threading.Thread(target=run, args=("fine", lambda: commit(store, b"fine"))),
+        ]
+        for thread in threads:
+            thread.start()
+    while len(store._commit_queue) < 2:
+        threading.Event().wait(0.01)
+    with store._commit_turn:
+        store._committing = False
+        store._commit_turn.notify_all()
+    for thread in threads:
+        thread.join()
+    assert isinstance(outcomes["doomed"], StorageError)
+    assert "could not be stored" in str(outcomes["doomed"])
+    fine = outcomes["fine"]
+    assert isinstance(fine, SubmissionRecord)
+    assert [r.id for r in store.list()] == [fine.id]
+    assert names(data_dir / "blobs") == {f"{fine.id}.age"}
+
+
 def test_leaving_the_writer_without_commit_leaves_nothing(store: SubmissionStore, data_dir: Path):
     with store.blob_writer() as writer:
         writer.write(b"half a submission")
