@@ -133,6 +133,8 @@ _FIELD_SANITIZERS: dict[str, _Sanitizer] = {
     "reason": _matching(r"[a-z][a-z0-9_]{0,39}"),
     "sealed_by": lambda v: v if v in ("server", "browser") else None,
     "count": _int_between(0, 2**62),
+    # A UTC day, for the daily activity totals (relay.activity); never a time.
+    "day": _matching(r"\d{4}-\d{2}-\d{2}"),
     "reviewers": _int_between(0, 10_000),
     "port": _int_between(1, 65535),
     "signal": _matching(r"SIG[A-Z0-9]{1,10}"),

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
 
+from relay.activity import activity
 from relay.config import Config
 from relay.errors import KeyringError
 from relay.keyring import KeyringHolder
@@ -61,6 +62,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app.on_response_prepare.append(add_security_headers)
     app.cleanup_ctx.append(open_store)
     app.cleanup_ctx.append(purge_expired_submissions)
+    app.cleanup_ctx.append(report_activity_daily)
     if reload_keys_on_sighup:
         app.cleanup_ctx.append(reload_keyring_on_sighup)
     setup_source_routes(app)
@@ -116,6 +118,40 @@ async def _retention_loop(app: web.Application) -> None:
         except Exception as error:  # keep purging later; log the type only
             _log.error("retention.failed", error_type=type(error).__name__)
         await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+
+
+ACTIVITY_REPORT_INTERVAL_SECONDS = 600
+
+
+async def report_activity_daily(app: web.Application) -> AsyncIterator[None]:
+    """A timer: daily activity totals, and the disk-reserve warning.
+
+    Both are driven by the clock, never by a source's request, so that no log
+    line's timestamp tells when someone submitted (see relay.activity).
+    """
+    task = asyncio.create_task(_activity_loop(app), name="activity-report")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        activity.report_all()
+
+
+async def _activity_loop(app: web.Application) -> None:
+    config = app[CONFIG]
+    low_on_disk = False
+    while True:
+        activity.report_finished_days()
+        free = await asyncio.to_thread(app[STORE].free_bytes)
+        if (free < config.disk_reserve_bytes) != low_on_disk:
+            low_on_disk = not low_on_disk
+            if low_on_disk:
+                _log.warning("disk.below_reserve")
+            else:
+                _log.info("disk.above_reserve")
+        await asyncio.sleep(ACTIVITY_REPORT_INTERVAL_SECONDS)
 
 
 async def reload_keyring_on_sighup(app: web.Application) -> AsyncIterator[None]:

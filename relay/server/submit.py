@@ -35,6 +35,7 @@ from aiohttp.multipart import (
     parse_content_disposition,
 )
 
+from relay.activity import activity
 from relay.config import Config
 from relay.crypto.spool import EphemeralSpool
 from relay.log import get_logger
@@ -110,10 +111,11 @@ async def submit(request: web.Request) -> web.StreamResponse:
             async with asyncio.timeout(config.request_timeout_seconds):
                 submission = await _receive(request, config, spools)
         except TimeoutError:
-            _log.info("submission.refused.timeout")
+            activity.count("submission_refused_timeout")
             raise SourceProblem(UPLOAD_TOO_SLOW) from None
         except _MALFORMED_BODY_ERRORS as error:
-            _log.info("submission.refused.malformed", error_type=type(error).__name__)
+            activity.count("submission_refused_malformed")
+            _log.debug("submission.refused.malformed", error_type=type(error).__name__)
             raise SourceProblem(MALFORMED_FORM) from None
         if submission.is_empty:
             raise SourceProblem(EMPTY_SUBMISSION)
@@ -127,7 +129,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
             if error.errno == errno.ENOSPC:
                 raise SourceProblem(STORAGE_FULL) from None
             raise
-    _log.info("submission.stored.server_sealed")
+    activity.count("submission_stored_server_sealed")
     raise web.HTTPSeeOther(f"{RECEIVED_PATH}?lang={submission.language}")
 
 
@@ -171,7 +173,7 @@ def _check_declared_size(request: web.Request, config: Config) -> None:
 def _check_free_disk(config: Config, needed: int) -> None:
     """507 unless the data folder (blobs and spools alike) keeps its reserve."""
     if _free_bytes(Path(config.data_dir)) - needed < config.disk_reserve_bytes:
-        _log.warning("submission.refused.disk_reserve")
+        activity.count("submission_refused_disk_reserve")
         raise SourceProblem(STORAGE_FULL)
 
 

@@ -39,6 +39,7 @@ from email.utils import format_datetime
 
 from aiohttp import ClientPayloadError, web
 
+from relay.activity import activity
 from relay.errors import UploadNotFoundError, UploadOffsetError
 from relay.fingerprint import recipient_set_fingerprint
 from relay.log import get_logger
@@ -201,7 +202,7 @@ async def create_upload(request: web.Request) -> web.Response:
     # Upload-Metadata is deliberately not read: nothing a client puts there is kept.
     store = request.app[STORE]
     record = await asyncio.to_thread(store.create_upload, length)
-    log.info("upload_created", upload_id=record.id)
+    activity.count("upload_created")
     return web.Response(
         status=201,
         headers=_tus_headers(
@@ -298,7 +299,7 @@ async def _patch_locked(request: web.Request, upload_id: str, offset: int) -> we
         # A client that sends more than it announced is broken or hostile: its
         # upload cannot be trusted, so nothing of it is kept.
         await asyncio.to_thread(request.app[STORE].delete_upload, upload_id)
-        log.info("upload_rejected", upload_id=upload_id)
+        activity.count("upload_rejected")
         return _refusal(413, "The body goes past the announced Upload-Length; upload deleted.")
     if new_offset < record.length:
         return web.Response(
@@ -337,9 +338,9 @@ async def _receive_body(
                     await flush()
             if received == remaining and not request.content.at_eof():
                 overflow = bool(await request.content.read(1))
-    except (TimeoutError, ConnectionError, OSError, ClientPayloadError) as error:
+    except (TimeoutError, ConnectionError, OSError, ClientPayloadError):
         # The connection broke or stalled: keep what arrived, the client resumes.
-        log.info("upload_interrupted", upload_id=upload_id, error_type=type(error).__name__)
+        activity.count("upload_interrupted")
     finally:
         await asyncio.shield(flush())
     return offset, overflow
@@ -363,13 +364,13 @@ async def _complete(request: web.Request, upload_id: str, status: int) -> web.Re
         )
     except UploadRejected as rejected:
         await asyncio.to_thread(store.delete_upload, upload_id)
-        log.info("upload_rejected", upload_id=upload_id)
+        activity.count("upload_rejected")
         return _refusal(422, rejected.message)
     submission = await asyncio.to_thread(store.finish_upload, upload_id, "browser")
     receipt = _receipt_for(submission)
     request.app[UPLOAD_STATE].remember_completed(upload_id, record.length, receipt)
     # No submission id here: with the log's time it would date the submission.
-    log.info("upload_stored", upload_id=upload_id)
+    activity.count("upload_stored_browser_sealed")
     return _complete_response(status, record.length, receipt)
 
 
@@ -403,7 +404,7 @@ async def _delete_locked(request: web.Request, upload_id: str) -> web.Response:
     if await _current_upload(request, upload_id) is None:
         return _not_found()
     await asyncio.to_thread(request.app[STORE].delete_upload, upload_id)
-    log.info("upload_terminated", upload_id=upload_id)
+    activity.count("upload_terminated")
     return web.Response(status=204, headers=_tus_headers())
 
 
