@@ -139,7 +139,7 @@ async def _adopt_form_language(request: web.Request) -> None:
     The form sends ``lang`` first, so a few hundred bytes tell which language
     the refusal page must be in; anything unexpected keeps the current one.
     """
-    if request.content_type != "multipart/form-data":
+    if not _is_multipart_form(request):
         return
     with contextlib.suppress(*_MALFORMED_BODY_ERRORS, TimeoutError, SourceProblem):
         async with asyncio.timeout(LANGUAGE_PEEK_SECONDS):
@@ -166,8 +166,18 @@ def _check_declared_size(request: web.Request, config: Config) -> None:
     declared = request.content_length
     if declared is not None and declared > _raw_body_limit(config):
         raise SourceProblem(SUBMISSION_TOO_LARGE, limit=config.max_submission_bytes)
-    if request.content_type != "multipart/form-data":
+    if not _is_multipart_form(request):
         raise SourceProblem(MALFORMED_FORM)
+
+
+def _is_multipart_form(request: web.Request) -> bool:
+    """Whether the body says it is multipart/form-data (MultipartReader checks the rest).
+
+    ``request.content_type`` would run the stdlib e-mail header parser, a tenth
+    of the CPU a small tip costs; the media type is all this needs.
+    """
+    media_type = request.headers.get(hdrs.CONTENT_TYPE, "").split(";", 1)[0]
+    return media_type.strip().lower() == "multipart/form-data"
 
 
 def _check_free_disk(config: Config, needed: int) -> None:
