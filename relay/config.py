@@ -69,6 +69,7 @@ class Config:
     max_message_bytes: int
     max_attachments: int
     max_submission_bytes: int
+    max_concurrent_submissions: int
     upload_chunk_bytes: int
     request_timeout_seconds: int
     signature_max_age_seconds: int
@@ -170,6 +171,7 @@ _PARSERS: dict[str, _Parser] = {
     "max_message_bytes": lambda v, _: _size(v, 1),
     "max_attachments": lambda v, _: _integer(v, 0, 10_000),
     "max_submission_bytes": lambda v, _: _size(v, 1),
+    "max_concurrent_submissions": lambda v, _: _integer(v, 1, 10_000),
     "upload_chunk_bytes": lambda v, _: _size(v, 64 * 1024),
     "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),

@@ -773,3 +773,36 @@ def test_retention_task_deletes_submissions_older_than_the_setting(tmp_path: Pat
         assert len(stored_rows(relay)) == 1 and stored_rows(relay) == blob_ids(relay)
     finally:
         relay.stop()
+
+
+def test_a_full_house_of_submissions_is_refused_at_once_then_frees_up(tmp_path: Path) -> None:
+    """Bounded cost: uploads beyond max_concurrent_submissions get 503 right away."""
+    with running_relay(tmp_path / "relay", {"max_concurrent_submissions": 2}) as relay:
+
+        async def scenario() -> tuple[Response, Response]:
+            form = Form(message="slow", files=[FilePart("a.bin", b"s" * 400_000)], lang="ru")
+            body = form.body()
+            head = (
+                f"POST /submit HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: {form.content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            stalled = []
+            for _ in range(2):  # two sources on slow circuits hold both slots
+                _reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+                writer.write(head + body[: len(body) // 2])
+                await writer.drain()
+                stalled.append(writer)
+            await asyncio.sleep(0.5)
+            refused = await submit_form(relay.port, Form(message="третий", lang="ru"))
+            for writer in stalled:
+                writer.close()
+            await asyncio.sleep(0.5)
+            accepted = await submit_form(relay.port, Form(message="later", lang="en"))
+            return refused, accepted
+
+        refused, accepted = run(scenario())  # type: ignore[misc]
+        assert refused.status == 503
+        assert '<html lang="ru">' in refused.text
+        assert "Сейчас приходит слишком много сообщений" in refused.text
+        assert accepted.status == 303
+        assert len(relay.blob_paths()) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -16,3 +17,6 @@ STORE: web.AppKey[SubmissionStore] = web.AppKey("store")
 # A holder whose `.current` Keyring is replaced on reload (SIGHUP), so that a
 # removed reviewer's key stops working at once.
 KEYRING: web.AppKey[KeyringHolder] = web.AppKey("keyring")
+# How many no-JS submissions may be received and sealed at once
+# (config.max_concurrent_submissions); a full house answers 503 at once.
+SUBMISSION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("submission_slots")

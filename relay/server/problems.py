@@ -69,6 +69,12 @@ STORAGE_FULL = Problem(
     N_("The relay cannot accept messages right now"),
     N_("It is running out of storage space. Please try again later."),
 )
+RELAY_BUSY = Problem(
+    503,
+    N_("The relay cannot accept messages right now"),
+    N_("Too many messages are arriving at this moment. Please wait a minute and send "
+       "again."),
+)
 SERVER_SEALING_OFF = Problem(
     403,
     N_("This form needs JavaScript"),

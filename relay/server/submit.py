@@ -40,12 +40,13 @@ from relay.config import Config
 from relay.crypto.spool import EphemeralSpool
 from relay.log import get_logger
 from relay.server import i18n
-from relay.server.appkeys import CONFIG, KEYRING, STORE
+from relay.server.appkeys import CONFIG, KEYRING, STORE, SUBMISSION_SLOTS
 from relay.server.problems import (
     EMPTY_SUBMISSION,
     INVALID_TEXT,
     MALFORMED_FORM,
     MESSAGE_TOO_LONG,
+    RELAY_BUSY,
     SERVER_SEALING_OFF,
     STORAGE_FULL,
     SUBMISSION_TOO_LARGE,
@@ -97,15 +98,24 @@ _log = get_logger("relay.server.submit")
 async def submit(request: web.Request) -> web.StreamResponse:
     """Receive a no-JS submission, seal it to every reviewer, redirect to the receipt."""
     config = request.app[CONFIG]
+    slots = request.app[SUBMISSION_SLOTS]
     try:
         if not config.server_sealing_enabled:
             raise SourceProblem(SERVER_SEALING_OFF)
         _check_declared_size(request, config)
         _check_free_disk(config, needed=2 * (request.content_length or 0))
+        if slots.locked():
+            activity.count("submission_refused_busy")
+            raise SourceProblem(RELAY_BUSY)
     except SourceProblem:
         await _adopt_form_language(request)
         raise
+    async with slots:
+        return await _receive_and_seal(request, config)
 
+
+async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamResponse:
+    """Read the form within every limit, seal it, and redirect to the receipt."""
     with contextlib.ExitStack() as spools:
         try:
             async with asyncio.timeout(config.request_timeout_seconds):
