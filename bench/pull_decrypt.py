@@ -218,10 +218,15 @@ def main() -> None:
         ours_s, ours_rss = run_timed([TIPRELAY, "decrypt", "-i", str(identity), str(bundle),
                                       "-o", str(base / "out")])
         shutil.rmtree(base / "out")
+        # Every phase starts from a synced page cache: otherwise the gigabyte
+        # the previous phase left dirty is written back during this one.
+        subprocess.run(["sync"], check=True)
         age_s, age_rss = stock_decrypt(identity, bundle, base / "age-out", with_tar=False)
         shutil.rmtree(base / "age-out")
+        subprocess.run(["sync"], check=True)
         tar_s, tar_rss = stock_decrypt(identity, bundle, base / "tar-out", with_tar=True)
         shutil.rmtree(base / "tar-out")
+        subprocess.run(["sync"], check=True)
         # The second run of ours, after the stock tools, evens out page-cache effects.
         ours2_s, ours2_rss = run_timed([TIPRELAY, "decrypt", "-i", str(identity), str(bundle),
                                         "-o", str(base / "out")])
