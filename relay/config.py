@@ -71,6 +71,7 @@ class Config:
     max_submission_bytes: int
     max_concurrent_submissions: int
     upload_chunk_bytes: int
+    max_open_uploads: int
     request_timeout_seconds: int
     signature_max_age_seconds: int
     log_format: LogFormat
@@ -173,6 +174,7 @@ _PARSERS: dict[str, _Parser] = {
     "max_submission_bytes": lambda v, _: _size(v, 1),
     "max_concurrent_submissions": lambda v, _: _integer(v, 1, 10_000),
     "upload_chunk_bytes": lambda v, _: _size(v, 64 * 1024),
+    "max_open_uploads": lambda v, _: _integer(v, 1, 1_000_000),
     "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),

@@ -735,6 +735,16 @@ class SubmissionStore:
         self.upload_path(upload_id).unlink(missing_ok=True)
         return bool(deleted)
 
+    def open_uploads(self) -> tuple[int, int]:
+        """Unexpired uploads: how many, and how many bytes they may still add."""
+        with self._database() as db:
+            row = db.execute(
+                'SELECT COUNT(*), COALESCE(SUM(length - "offset"), 0) FROM uploads '
+                "WHERE expires_day_hour > ?",
+                [_current_hour()],
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
     def purge_expired_uploads(self) -> int:
         """Delete uploads past their expiry hour; how many."""
         with self._database() as db:

@@ -14,6 +14,7 @@ import base64
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -229,6 +230,35 @@ def test_creation_needs_the_tus_version_and_a_length_within_the_cap(relay: Relay
     assert status == 413
     assert "larger than this relay accepts" in json.loads(body)["error"]
     assert_nothing_left(relay)
+
+
+def test_unfinished_uploads_are_capped_in_number_and_freed_by_termination(
+    tmp_path: Path,
+) -> None:
+    with running_relay(tmp_path / "relay", {"max_open_uploads": 2}) as relay:
+        first = create(relay, 1000)
+        create(relay, 1000)
+        status, _, body = request(
+            relay, "POST", "/api/v1/uploads", {**TUS, "Upload-Length": "1000"}
+        )
+        assert status == 503
+        assert "Too many uploads are in progress" in json.loads(body)["error"]
+        assert request(relay, "DELETE", first, TUS)[0] == 204
+        create(relay, 1000)
+
+
+def test_unfinished_uploads_cannot_claim_more_disk_than_is_free(tmp_path: Path) -> None:
+    # Leave 300 MiB above the reserve: one 200 MiB upload fits; a second would
+    # not, although it is empty when created.
+    free = shutil.disk_usage(tmp_path).free
+    settings = {"disk_reserve_bytes": free - 300 * 1024 * 1024, "max_submission_bytes": 1 << 30}
+    with running_relay(tmp_path / "relay", settings) as relay:
+        create(relay, 200 * 1024 * 1024)
+        status, _, body = request(
+            relay, "POST", "/api/v1/uploads", {**TUS, "Upload-Length": str(200 * 1024 * 1024)}
+        )
+        assert status == 507
+        assert "running out of storage space" in json.loads(body)["error"]
 
 
 def test_head_reports_offset_and_length_and_is_never_cached(relay: RelayServer) -> None:

@@ -197,10 +197,16 @@ async def create_upload(request: web.Request) -> web.Response:
         )
     if length == 0:
         return _refusal(400, "An empty upload cannot be an encrypted submission.")
-    if _free_bytes_after_reserve(request) < length:
-        return _refusal(507, "The relay is running out of storage space; try again later.")
     # Upload-Metadata is deliberately not read: nothing a client puts there is kept.
     store = request.app[STORE]
+    # Bounded cost: every unfinished upload holds a file, a row and a claim on
+    # the disk, so both their number and the bytes they may still add are capped.
+    open_count, outstanding = await asyncio.to_thread(store.open_uploads)
+    if open_count >= config.max_open_uploads:
+        activity.count("upload_refused_busy")
+        return _refusal(503, "Too many uploads are in progress; try again in a few minutes.")
+    if _free_bytes_after_reserve(request) < outstanding + length:
+        return _refusal(507, "The relay is running out of storage space; try again later.")
     record = await asyncio.to_thread(store.create_upload, length)
     activity.count("upload_created")
     return web.Response(
