@@ -23,7 +23,8 @@ from relay.fingerprint import recipient_set_fingerprint
 ROOT = Path(__file__).resolve().parent.parent
 JS_HELPERS = ROOT / "tests" / "js"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+# No skip without node: scripts/setup installs it, so its absence is a failure.
+assert shutil.which("node"), "node is missing: run scripts/setup"
 
 RECIPIENT_A = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 RECIPIENT_B = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"
