@@ -15,7 +15,7 @@ import importlib.util
 import logging
 import signal
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 
 from aiohttp import web
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
@@ -100,15 +100,22 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(store.close)
 
 
-async def purge_expired_submissions(app: web.Application) -> AsyncIterator[None]:
-    """A background task deleting submissions older than ``retention_days`` (row and blob)."""
-    task = asyncio.create_task(_retention_loop(app), name="retention")
+@contextlib.asynccontextmanager
+async def _in_background(loop: Coroutine[None, None, None], name: str) -> AsyncIterator[None]:
+    """Run ``loop`` as a task while the app runs; cancel it at shutdown."""
+    task = asyncio.create_task(loop, name=name)
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def purge_expired_submissions(app: web.Application) -> AsyncIterator[None]:
+    """A background task deleting submissions older than ``retention_days`` (row and blob)."""
+    async with _in_background(_retention_loop(app), "retention"):
+        yield
 
 
 async def _retention_loop(app: web.Application) -> None:
@@ -130,14 +137,9 @@ async def report_activity_daily(app: web.Application) -> AsyncIterator[None]:
     Both are driven by the clock, never by a source's request, so that no log
     line's timestamp tells when someone submitted (see relay.activity).
     """
-    task = asyncio.create_task(_activity_loop(app), name="activity-report")
-    try:
+    async with _in_background(_activity_loop(app), "activity-report"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        activity.report_all()
+    activity.report_all()
 
 
 async def _activity_loop(app: web.Application) -> None:
@@ -145,13 +147,17 @@ async def _activity_loop(app: web.Application) -> None:
     low_on_disk = False
     while True:
         activity.report_finished_days()
-        free = await asyncio.to_thread(app[STORE].free_bytes)
-        if (free < config.disk_reserve_bytes) != low_on_disk:
-            low_on_disk = not low_on_disk
-            if low_on_disk:
-                _log.warning("disk.below_reserve")
-            else:
-                _log.info("disk.above_reserve")
+        try:
+            free = await asyncio.to_thread(app[STORE].free_bytes)
+        except OSError as error:  # try again on the next round; log the type only
+            _log.error("disk.check_failed", error_type=type(error).__name__)
+        else:
+            if (free < config.disk_reserve_bytes) != low_on_disk:
+                low_on_disk = not low_on_disk
+                if low_on_disk:
+                    _log.warning("disk.below_reserve")
+                else:
+                    _log.info("disk.above_reserve")
         await asyncio.sleep(ACTIVITY_REPORT_INTERVAL_SECONDS)
 
 
