@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from relay.errors import TiprelayError
+from relay.files import fsync_directory
 
 MANIFEST_NAME = "manifest.json"
 BUNDLE_FORMAT = "tiprelay-bundle-1"
@@ -136,15 +137,6 @@ def write_file_atomically(path: Path, data: bytes) -> None:
             os.unlink(temp_name)
         raise
     fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make a rename in ``directory`` durable."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 def file_sha256(path: Path) -> str:

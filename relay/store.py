@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlite_utils import Database
 
 from relay.errors import LimitExceededError, StorageError, UploadNotFoundError, UploadOffsetError
+from relay.files import fsync_directory
 from relay.log import get_logger
 
 if TYPE_CHECKING:
@@ -126,14 +127,6 @@ def _blur_file_times(path: Path, day: str) -> None:
     # cannot be set; it is the known limit of this, see the module docstring.)
     midnight = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp()
     os.utime(path, (midnight, midnight))
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_file(path: Path) -> None:
@@ -411,7 +404,7 @@ class SubmissionStore:
             _log.error("store_row_without_blob_removed", component="store", submission_id=missing)
         self._recover_uploads(upload_rows)
         for folder in (self.tmp_dir, self.blobs_dir, self.uploads_dir):
-            _fsync_dir(folder)
+            fsync_directory(folder)
 
     def _recover_blobs(self, row_ids: set[str]) -> set[str]:
         present: set[str] = set()
@@ -513,7 +506,7 @@ class SubmissionStore:
         if not renamed:
             return
         try:
-            _fsync_dir(self.blobs_dir)
+            fsync_directory(self.blobs_dir)
             with self._database() as db, db.atomic():
                 db.conn.executemany(
                     "INSERT INTO submissions (id, day, size, sha256, sealed_by, state) "
@@ -581,7 +574,7 @@ class SubmissionStore:
         if not deleted:
             return False
         self.blob_path(submission_id).unlink(missing_ok=True)
-        _fsync_dir(self.blobs_dir)
+        fsync_directory(self.blobs_dir)
         return True
 
     def purge_older_than(self, days: int) -> int:
@@ -595,7 +588,7 @@ class SubmissionStore:
         for submission_id in ids:
             self.blob_path(submission_id).unlink(missing_ok=True)
         if ids:
-            _fsync_dir(self.blobs_dir)
+            fsync_directory(self.blobs_dir)
         return len(ids)
 
     # --- resumable uploads ---
@@ -613,7 +606,7 @@ class SubmissionStore:
         part = self.upload_path(record.id)
         with _disk_errors():
             os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            _fsync_dir(self.uploads_dir)
+            fsync_directory(self.uploads_dir)
         try:
             with self._database() as db:
                 db.execute(
@@ -705,8 +698,8 @@ class SubmissionStore:
         with _disk_errors():
             _blur_file_times(part, record.day)
             os.replace(part, blob)
-            _fsync_dir(self.blobs_dir)
-            _fsync_dir(self.uploads_dir)
+            fsync_directory(self.blobs_dir)
+            fsync_directory(self.uploads_dir)
         try:
             with self._database() as db, db.atomic():
                 db.execute("DELETE FROM uploads WHERE id = ?", [upload.id])
@@ -758,7 +751,7 @@ class SubmissionStore:
             with self._upload_lock(upload_id):
                 self._delete_upload_unlocked(upload_id)
         if ids:
-            _fsync_dir(self.uploads_dir)
+            fsync_directory(self.uploads_dir)
         return len(ids)
 
     # --- health ---
