@@ -29,8 +29,8 @@ from relay.crypto.decrypt import open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
 from relay.crypto.identities import X25519Identity
 from relay.errors import ContainerError
+from relay.files import HASH_CHUNK_BYTES
 from relay.manifest import (
-    HASH_CHUNK_BYTES,
     MANIFEST_NAME,
     ManifestError,
     SubmissionInfo,

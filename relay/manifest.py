@@ -15,7 +15,6 @@ crash leaves either the old or the new one, never half of one.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -32,7 +31,6 @@ MANIFEST_NAME = "manifest.json"
 BUNDLE_FORMAT = "tiprelay-bundle-1"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 """About 300,000 entries: far beyond any real bundle, small enough to read at once."""
-HASH_CHUNK_BYTES = 1024 * 1024
 
 _ID = re.compile(r"[0-9a-f]{32}")
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -137,15 +135,6 @@ def write_file_atomically(path: Path, data: bytes) -> None:
             os.unlink(temp_name)
         raise
     fsync_directory(path.parent)
-
-
-def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file, read in bounded chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as source:
-        while chunk := source.read(HASH_CHUNK_BYTES):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def human_size(size: int) -> str:

@@ -39,11 +39,9 @@ from yarl import URL
 from relay import httpsig
 from relay.crypto.signing import SigningKey
 from relay.errors import TiprelayError
-from relay.files import fsync_directory
+from relay.files import HASH_CHUNK_BYTES, file_sha256, fsync_directory
 from relay.manifest import (
-    HASH_CHUNK_BYTES,
     SubmissionInfo,
-    file_sha256,
     read_manifest,
     write_manifest,
 )

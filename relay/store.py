@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlite_utils import Database
 
 from relay.errors import LimitExceededError, StorageError, UploadNotFoundError, UploadOffsetError
-from relay.files import fsync_directory
+from relay.files import file_sha256, fsync_directory
 from relay.log import get_logger
 
 if TYPE_CHECKING:
@@ -58,7 +58,6 @@ _ID = re.compile(r"[0-9a-f]{32}")
 _BLOB_NAME = re.compile(r"([0-9a-f]{32})\.age")
 _PART_NAME = re.compile(r"([0-9a-f]{32})\.part")
 _HOUR_FORMAT = "%Y-%m-%dT%H"
-_HASH_CHUNK = 1 << 20
 _UPLOAD_LOCK_STRIPES = 64
 
 _log = get_logger("relay.store")
@@ -684,7 +683,7 @@ class SubmissionStore:
                 )
             part = self.upload_path(upload_id)
             with _disk_errors():
-                sha256 = _sha256_of(part)
+                sha256 = file_sha256(part)
                 _fsync_file(part)
             return self._commit_upload(part, record, sha256, sealed_by)
 
@@ -786,14 +785,6 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
-
-
-def _sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _submission_record(row: dict[str, Any]) -> SubmissionRecord:

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from relay.crypto.signing import SigningKey
-from relay.manifest import MANIFEST_NAME, file_sha256, read_manifest
+from relay.files import file_sha256
+from relay.manifest import MANIFEST_NAME, read_manifest
 from relay.pull import PullError, pull_bundle
 from tests.support_reviewer import (
     TIPRELAY,
