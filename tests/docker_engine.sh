@@ -1,0 +1,157 @@
+# shellcheck shell=bash
+# Sourced by the scripts that need a Docker engine of their own here
+# (tests/docker_smoke.sh, tests/fresh_debian.sh). No engine runs on these
+# machines and no image registry is reachable, so this
+#   - starts a private dockerd (vfs storage, no iptables, no bridge; its data,
+#     exec root, socket and pid file in the caller's work folder, its own
+#     containerd namespace), and stops it by its PID;
+#   - makes debian:bookworm-slim locally: `debootstrap --variant=minbase
+#     bookworm`, trimmed like Debian's official slim image, `docker import`ed
+#     (the tarball is cached in the cache folder, one per day).
+#
+# The caller sets: work (a short, empty folder: the socket path must stay under
+# 108 bytes), cache_dir, mirror, engine_name (a word naming the containerd
+# namespace), and defines log and fail; it calls engine_cleanup from its EXIT
+# trap. One private engine runs at a time on a machine (a lock in cache_dir):
+# a second caller waits up to 10 minutes for the first.
+
+dockerd_pid=
+docker_cli=
+
+engine_check_tools() {
+  local tool
+  for tool in dockerd debootstrap tar; do
+    command -v "$tool" >/dev/null ||
+      fail "'$tool' is not installed (scripts/setup installs docker.io and debootstrap, as root)"
+  done
+  # The client from the same Debian package as dockerd, so their API versions match.
+  docker_cli=$(dirname "$(dirname "$(command -v dockerd)")")/bin/docker
+  [ -x "$docker_cli" ] || docker_cli=$(command -v docker) || fail "no docker client installed"
+}
+
+engine_take_lock() {
+  mkdir -p "$cache_dir"
+  exec 9>"$cache_dir/docker-smoke.lock"
+  flock --timeout 600 9 ||
+    fail "another private Docker engine has held $cache_dir/docker-smoke.lock for 10 minutes"
+}
+
+docker() { "$docker_cli" --host "unix://$work/docker.sock" "$@"; }
+
+# --- 1. dockerd ------------------------------------------------------------------
+start_dockerd() {
+  mkdir -p "$work/docker" "$work/exec" "$work/client"
+  echo '{}' >"$work/daemon.json"
+  # Its own config file, so /etc/docker/daemon.json changes nothing here; its own
+  # containerd namespace, so nothing it does mixes with another engine's.
+  dockerd \
+    --config-file "$work/daemon.json" \
+    --storage-driver vfs \
+    --iptables=false --ip-forward=false --ip-masq=false --bridge none \
+    --data-root "$work/docker" --exec-root "$work/exec" \
+    --host "unix://$work/docker.sock" --pidfile "$work/dockerd.pid" \
+    --containerd-namespace "tiprelay-$engine_name" \
+    --containerd-plugins-namespace "tiprelay-$engine_name-plugins" \
+    --log-level warn >"$work/dockerd.log" 2>&1 9>&- &
+  dockerd_pid=$!
+  # The client must not read (or write) anyone's ~/.docker.
+  export DOCKER_CONFIG="$work/client"
+  for _ in $(seq 1 120); do
+    kill -0 "$dockerd_pid" 2>/dev/null ||
+      fail "dockerd exited at start; its log:
+$(tail -n 30 "$work/dockerd.log")"
+    docker version >/dev/null 2>&1 && return
+    sleep 0.5
+  done
+  fail "dockerd did not answer on $work/docker.sock within 60s; its log:
+$(tail -n 30 "$work/dockerd.log")"
+}
+
+# --- 2. debian:bookworm-slim --------------------------------------------------------
+# Trim a minbase root file system the way Debian's official slim image is made:
+# no documentation, manual pages or translations, now or in later installs; no
+# package lists or downloaded packages; the security and updates suites.
+slim_rootfs() {
+  local root=$1
+  cat >"$root/etc/dpkg/dpkg.cfg.d/docker-slim" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/lintian/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/locale/*
+path-include /usr/share/locale/locale.alias
+EOF
+  cat >"$root/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+  echo 'Acquire::Languages "none";' >"$root/etc/apt/apt.conf.d/docker-no-languages"
+  rm -f "$root/etc/apt/sources.list"
+  cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
+Types: deb
+URIs: ${mirror}
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: ${mirror}-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+  find "$root/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+  find "$root/usr/share/doc" -mindepth 1 -type d -empty -delete
+  rm -rf "$root/usr/share/man/"* "$root/usr/share/info/"* "$root/usr/share/groff/"* \
+    "$root/usr/share/lintian/"* "$root/var/lib/apt/lists/"* "$root/var/cache/apt/"*.bin \
+    "$root/var/cache/apt/archives/"*.deb "$root/var/log/"*.log "$root/var/log/apt/"*
+  find "$root/usr/share/locale" -mindepth 1 -maxdepth 1 -not -name locale.alias -exec rm -rf {} +
+  # Like the official image: no machine id of the build host's debootstrap run.
+  : >"$root/etc/machine-id"
+}
+
+make_base_image() {
+  mkdir -p "$cache_dir"
+  local tarball
+  tarball="$cache_dir/debian-bookworm-slim-$(date -u +%Y%m%d).tar"
+  if [ -s "$tarball" ]; then
+    log "base image: cached $tarball"
+  else
+    log "base image: debootstrap --variant=minbase bookworm (from $mirror)"
+    debootstrap --variant=minbase bookworm "$work/rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 ||
+      fail "debootstrap failed; its log:
+$(tail -n 30 "$work/debootstrap.log")"
+    slim_rootfs "$work/rootfs"
+    tar --numeric-owner -C "$work/rootfs" -cf "$tarball.partial" .
+    mv "$tarball.partial" "$tarball"
+    rm -rf "$work/rootfs"
+    # One tarball a day is enough; older ones only take space.
+    find "$cache_dir" -maxdepth 1 -name 'debian-bookworm-slim-*.tar' -not -path "$tarball" -delete
+  fi
+  docker import --change 'CMD ["bash"]' "$tarball" debian:bookworm-slim >/dev/null
+}
+
+# Stops the engine (after the caller removed what it started) and unmounts what
+# dockerd or debootstrap left under the work folder. Never fails.
+engine_cleanup() {
+  if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+    kill -TERM "$dockerd_pid"
+    for _ in $(seq 1 100); do
+      kill -0 "$dockerd_pid" 2>/dev/null || break
+      sleep 0.2
+    done
+    if kill -0 "$dockerd_pid" 2>/dev/null; then
+      log "dockerd (pid $dockerd_pid) ignored SIGTERM for 20s; killing it"
+      kill -KILL "$dockerd_pid"
+    fi
+    wait "$dockerd_pid" 2>/dev/null
+  fi
+  awk -v prefix="$work/" 'index($2, prefix) == 1 { print $2 }' /proc/self/mounts |
+    sort -r | while read -r mount_point; do umount -l "$mount_point"; done
+  return 0
+}
