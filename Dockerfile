@@ -8,8 +8,8 @@
 # secret; it is used by npm and pip and never stored in a layer:
 #   docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt -t tiprelay .
 #
-# Two stages: `build` makes the browser bundle (Debian's nodejs/npm, from
-# package-lock.json) and a venv with tiprelay; the runtime stage has only
+# Two stages: `build` makes the browser bundle (with the Node.js release pinned
+# in pyproject.toml, from package-lock.json) and a venv with tiprelay; the runtime stage has only
 # Debian's python3 and that venv. Nothing secret is in the image: reviewers'
 # public keys are mounted at /keys, the settings at /config (both read-only),
 # and ciphertext lives on the /data volume. The root file system can be, and
@@ -29,17 +29,17 @@ ENV DEBIAN_FRONTEND=noninteractive \
 
 # Versions are not pinned on purpose: the base image fixes the Debian release,
 # and its security updates must flow in on every rebuild. This stage is thrown
-# away, so dpkg may skip its fsyncs (npm alone is some 400 Debian packages).
+# away, so dpkg may skip its fsyncs. Node.js is not Debian's (see
+# scripts/install-node): the pinned release comes from PyPI below.
 # hadolint ignore=DL3008
 RUN echo force-unsafe-io >/etc/dpkg/dpkg.cfg.d/build-stage-unsafe-io \
     && apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv nodejs npm \
+    && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
 # One step on the bind-mounted source (a throwaway writable copy of the build
-# context): the npm packages from the lock file, the browser bundle
-# (relay/web/static/dist/, when the sources have a build script), then the
-# venv. Only /opt/tiprelay is kept. The venv lives at the path it runs from
+# context): the pinned Node.js in a throwaway venv, the npm packages from the
+# lock file, the browser bundle (relay/web/static/dist/), then the venv. Only /opt/tiprelay is kept. The venv lives at the path it runs from
 # (its scripts name their interpreter); pip and setuptools leave it, since
 # nothing installs at run time.
 # hadolint ignore=DL3003
@@ -48,10 +48,10 @@ RUN --mount=type=bind,target=/src,rw --mount=type=secret,id=ca_bundle \
         export npm_config_cafile=/run/secrets/ca_bundle PIP_CERT=/run/secrets/ca_bundle; \
     fi \
     && cd /src \
-    && if [ -f package-lock.json ]; then \
-        npm ci --loglevel=error; \
-        if [ -f scripts/build-js ]; then bash scripts/build-js; fi; \
-    fi \
+    && python3 -m venv /tmp/node-venv \
+    && bash scripts/install-node /tmp/node-venv \
+    && PATH=/tmp/node-venv/bin:$PATH npm ci --loglevel=error \
+    && PATH=/tmp/node-venv/bin:$PATH bash scripts/build-js \
     && python3 -m venv /opt/tiprelay \
     && /opt/tiprelay/bin/pip install . \
     && /opt/tiprelay/bin/pip uninstall -y -q pip setuptools \

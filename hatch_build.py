@@ -36,8 +36,9 @@ class BrowserBundleHook(BuildHookInterface):  # type: ignore[misc]
         npm = shutil.which("npm")
         if npm is None or shutil.which("node") is None:
             raise RuntimeError(
-                f"{BUNDLE} is missing and node/npm are not installed: install the Debian "
-                "packages nodejs and npm (or run scripts/setup), then build again."
+                f"{BUNDLE} is missing and node/npm are not on the PATH: run scripts/setup "
+                "(it installs the pinned Node.js into .venv/bin) and build again with "
+                ".venv/bin first on the PATH, or install Node.js 20 or newer."
             )
         if not (root / "node_modules" / ".bin" / "esbuild").exists():
             subprocess.run(

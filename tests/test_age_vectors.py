@@ -20,6 +20,7 @@ import pytest
 from relay.crypto import errors
 from relay.crypto.decrypt import decrypt_bytes
 from relay.crypto.identities import Identity, ScryptIdentity, X25519Identity
+from tests.support_node import NODE
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,13 +44,18 @@ class Vector:
 
 
 def _load_vectors() -> dict[str, bytes]:
+    # cctv-age is an ES module: imported, never require()d.
     script = (
-        "const v=require('cctv-age');const o={};"
+        "import * as v from 'cctv-age';const o={};"
         "for (const k of Object.keys(v)) o[k]=Buffer.from(v[k]).toString('base64');"
         "process.stdout.write(JSON.stringify(o));"
     )
     out = subprocess.run(
-        ["node", "-e", script], cwd=ROOT, capture_output=True, check=True, timeout=60
+        [str(NODE), "--input-type=module", "-e", script],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout
     import base64
 

@@ -7,12 +7,15 @@ missing and ships it in the wheel, although it is gitignored.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.support_node import NODE
 
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLE = ROOT / "relay" / "web" / "static" / "dist" / "app.js"
@@ -46,11 +49,14 @@ def test_wheel_from_a_checkout_without_the_bundle_builds_and_ships_it(tmp_path: 
     assert not (checkout / "relay/web/static/dist/app.js").exists()
     assert not (checkout / "node_modules").exists()
     wheels = tmp_path / "wheels"
+    # The build finds npm on the PATH: the pinned Node.js that scripts/setup installs.
+    path = f"{NODE.parent}{os.pathsep}{os.environ.get('PATH', '')}"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", str(wheels)],
         cwd=checkout,
         check=True,
         capture_output=True,
+        env={**os.environ, "PATH": path},
     )
     (wheel,) = wheels.glob("tiprelay-*.whl")
     with zipfile.ZipFile(wheel) as archive:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,12 +18,11 @@ from relay.container.names import NameAllocator, sanitize_name
 from relay.container.writer import build_archive
 from relay.crypto.padding import padme_length
 from relay.fingerprint import recipient_set_fingerprint
+from tests.support_node import NODE
 
 ROOT = Path(__file__).resolve().parent.parent
 JS_HELPERS = ROOT / "tests" / "js"
 
-# No skip without node: scripts/setup installs it, so its absence is a failure.
-assert shutil.which("node"), "node is missing: run scripts/setup"
 
 RECIPIENT_A = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 RECIPIENT_B = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"
@@ -64,7 +62,7 @@ def run_units(payload: dict[str, object], tmp_path: Path) -> dict[str, list[obje
     spec = tmp_path / "units.json"
     spec.write_text(json.dumps(payload))
     result = subprocess.run(
-        ["node", str(JS_HELPERS / "units.mjs"), str(spec)],
+        [str(NODE), str(JS_HELPERS / "units.mjs"), str(spec)],
         check=True,
         capture_output=True,
         cwd=ROOT,
@@ -148,7 +146,7 @@ def build_with_node(spec: dict[str, object], tmp_path: Path) -> bytes:
     spec_path = tmp_path / "archive.json"
     spec_path.write_text(json.dumps(spec))
     result = subprocess.run(
-        ["node", str(JS_HELPERS / "build_archive.mjs"), str(spec_path)],
+        [str(NODE), str(JS_HELPERS / "build_archive.mjs"), str(spec_path)],
         check=True,
         capture_output=True,
         cwd=ROOT,
