@@ -1,0 +1,20 @@
+"""Suite-wide set-up that must exist before any test runs."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+# CPython 3.11 and 3.12 keep the AST builder's recursion depth in one
+# per-interpreter counter. When the garbage collector runs a finalizer in the
+# middle of an ast.parse() and that finalizer formats a traceback, the traceback
+# module calls ast.parse() again for its ~~~^^^ anchors, and the outer call then
+# fails with "SystemError: AST constructor recursion depth mismatch". pytest
+# formats every unraisable exception (a ResourceWarning in a __del__, say) at
+# once, and parses source while reporting failures, so on a machine where a test
+# fails and leaks a resource the whole run ended in INTERNALERROR (seen on Debian
+# 12's Python 3.11.2: pytest-dev/pytest#10763, python/cpython#106905).
+# Tracebacks keep their ^^^ carets; only the extra anchors, drawn by parsing, go.
+# tests/test_suite_guards.py proves it.
+if sys.version_info < (3, 13) and hasattr(traceback, "_extract_caret_anchors_from_line_segment"):
+    traceback._extract_caret_anchors_from_line_segment = lambda segment: None
