@@ -69,6 +69,7 @@ def _run_smoke_script() -> tuple[int, str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.container
 @pytest.mark.timeout(SMOKE_TIMEOUT_SECONDS)
 def test_smoke_script_builds_images_runs_relay_and_tor_and_stored_tip_decrypts() -> None:
     returncode, stdout, stderr = _run_smoke_script()

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# The README's promise, checked: on a fresh Debian 12 with nothing of ours
+# installed, scripts/setup installs everything, and the suite runs.
+#
+#   bash tests/fresh_debian.sh [PYTEST_ARGS...]   (as root; tests/test_fresh_debian.py runs it)
+#
+#   1. starts a private dockerd and makes debian:bookworm-slim locally
+#      (tests/docker_engine.sh; the same image the Docker smoke test uses);
+#   2. copies the checkout into a new folder the way a clone has it: the files
+#      git tracks (and new files not yet added, so a developer can check a
+#      change before committing it), never .venv, node_modules or the bundle;
+#   3. in a new debian:bookworm-slim container (Debian's own Python 3.11.2, no
+#      Node, no Python packages, not even python3): runs scripts/setup as root,
+#      without the Docker tools (no engine runs inside the container), and
+#      times it;
+#   4. runs a fast, representative part of the suite there, or the pytest
+#      arguments given: the CCTV age vectors (Node reads the ES-module
+#      vectors), a real server on 127.0.0.1 with a no-JS tip decrypted by stock
+#      age and tar, the JS unit tests against Python, the demo's printed
+#      commands, and one real-browser test in Debian's Chromium;
+#   5. removes the container, stops dockerd, deletes the folder.
+# Last line on success: "fresh debian: OK ..." with the figures measured.
+#
+# Nothing from this machine goes into the container but the checkout and, when
+# the host has one, its CA bundle: these machines reach PyPI and npm through a
+# TLS-inspecting proxy that only the host's bundle trusts. It is mounted
+# read-only and named to pip and npm through the environment; scripts/setup
+# itself never learns of it.
+#
+# Settings (environment): SMOKE_CACHE_DIR (~/.cache/tiprelay), SMOKE_DEBIAN_MIRROR,
+# SMOKE_CA_BUNDLE, FRESH_KEEP=1 (keep the folder for a post-mortem),
+# FRESH_WHOLE_SUITE=1 (run the README's whole test command, scripts/test, in a
+# privileged container instead: about as long as the suite; by hand, not in CI).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache_dir=${SMOKE_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tiprelay}
+mirror=${SMOKE_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+ca_bundle=${SMOKE_CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}
+started=$SECONDS
+
+# The part of the suite that shows a fresh machine is complete: every kind of
+# outside tool the suite needs is used at least once.
+default_tests=(
+  tests/test_age_vectors.py
+  tests/test_browser_units.py
+  "tests/test_server_intake.py::test_message_with_three_attachments_decrypts_with_stock_age_and_tar"
+  "tests/test_demo.py::test_demo_printed_pull_and_decrypt_commands_work"
+  "tests/test_browser_sealing.py::test_js_on_only_ciphertext_leaves_the_browser_and_stock_age_and_tar_read_it"
+)
+
+log() { printf '[fresh debian %3ds] %s\n' "$((SECONDS - started))" "$*" >&2; }
+fail() {
+  log "FAILED: $*"
+  exit 1
+}
+
+[ "$(id -u)" = 0 ] || fail "must run as root: dockerd, debootstrap and docker import need it"
+command -v git >/dev/null || fail "git is not installed"
+# shellcheck source=tests/docker_engine.sh
+. "$repo/tests/docker_engine.sh"
+engine_name=fresh
+engine_check_tools
+engine_take_lock
+
+# A short path: the daemon's unix socket path must stay under 108 bytes.
+work=$(mktemp -d /tmp/tiprelay-fresh.XXXXXX)
+container=
+
+cleanup() {
+  local status=$?
+  set +e
+  if [ -n "$container" ] && [ -n "$dockerd_pid" ]; then
+    docker rm --force --volumes "$container" >/dev/null 2>&1
+  fi
+  engine_cleanup
+  if [ "${FRESH_KEEP:-0}" = 1 ]; then
+    log "kept $work"
+  else
+    rm -rf "$work"
+  fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+copy_checkout() {
+  mkdir "$work/src"
+  git -C "$repo" ls-files -z --cached --others --exclude-standard |
+    (cd "$repo" && xargs -0 -r stat --printf '%n\0' 2>/dev/null) |
+    tar -C "$repo" --null --files-from - --create --file - |
+    tar -C "$work/src" --extract --file -
+  [ -x "$work/src/scripts/setup" ] || [ -f "$work/src/scripts/setup" ] ||
+    fail "the copy of the checkout has no scripts/setup"
+  log "checkout copied: $(find "$work/src" -type f | wc -l) files, no .venv or node_modules"
+}
+
+# The commands run in the container: set-up timed, then pytest. The figures
+# go to stdout as "name=value" lines for the summary.
+container_script() {
+  cat <<'EOF'
+set -euo pipefail
+cd /src
+export DEBIAN_FRONTEND=noninteractive
+echo "fresh: $(. /etc/os-release && echo "$PRETTY_NAME"), debian_version $(cat /etc/debian_version)"
+command -v python3 >/dev/null && echo "fresh: python3 present before set-up" >&2 && exit 3
+command -v node >/dev/null && echo "fresh: node present before set-up" >&2 && exit 3
+setup_started=$(date +%s)
+TIPRELAY_SETUP_DOCKER=${TIPRELAY_SETUP_DOCKER:-0} bash scripts/setup
+echo "setup_seconds=$(( $(date +%s) - setup_started ))"
+echo "python=$(/src/.venv/bin/python -c 'import platform; print(platform.python_version())')"
+echo "python_executable=$(readlink -f /src/.venv/bin/python)"
+echo "node=$(PATH=/src/.venv/bin:$PATH node --version)"
+tests_started=$(date +%s)
+status=0
+if [ "${FRESH_WHOLE_SUITE:-0}" = 1 ]; then
+  bash scripts/test "$@" || status=$?
+else
+  .venv/bin/pytest -p no:cacheprovider -q "$@" || status=$?
+fi
+echo "tests_seconds=$(( $(date +%s) - tests_started ))"
+exit "$status"
+EOF
+}
+
+run_in_container() {
+  local ca_args=()
+  if [ -s "$ca_bundle" ]; then
+    ca_args=(--volume "$ca_bundle:/etc/tiprelay-host-ca.crt:ro"
+      --env PIP_CERT=/etc/tiprelay-host-ca.crt
+      --env NODE_EXTRA_CA_CERTS=/etc/tiprelay-host-ca.crt
+      --env npm_config_cafile=/etc/tiprelay-host-ca.crt)
+  fi
+  local whole=()
+  if [ "${FRESH_WHOLE_SUITE:-0}" = 1 ]; then
+    # The README's test command itself, Docker tools and all: the smoke test
+    # starts its own dockerd, which needs a privileged container.
+    whole=(--privileged --env FRESH_WHOLE_SUITE=1 --env TIPRELAY_SETUP_DOCKER=1)
+    log "container (privileged): scripts/test $*"
+  else
+    log "container: scripts/setup, then pytest $*"
+  fi
+  container=$(docker create --network host --shm-size 1g "${whole[@]+"${whole[@]}"}" \
+    --volume "$work/src:/src" "${ca_args[@]+"${ca_args[@]}"}" \
+    --env CI=true --env TZ=UTC \
+    debian:bookworm-slim bash -c "$(container_script)" fresh "$@")
+  local status=0
+  docker start --attach "$container" >"$work/container.log" 2>&1 || status=$?
+  grep -E '^(fresh:|setup_seconds=|python=|python_executable=|node=|tests_seconds=)' \
+    "$work/container.log" >&2 || true
+  if [ "$status" != 0 ]; then
+    fail "the container run exited $status; the end of its log:
+$(tail -n 80 "$work/container.log")"
+  fi
+}
+
+figure() { sed -n "s/^$1=//p" "$work/container.log" | tail -n 1; }
+
+log "work folder $work"
+start_dockerd
+log "dockerd $(docker version --format '{{.Server.Version}}') running (pid $dockerd_pid, vfs)"
+make_base_image
+copy_checkout
+if [ $# -gt 0 ]; then
+  run_in_container "$@"
+else
+  run_in_container "${default_tests[@]}"
+fi
+summary=$(grep -E '^[0-9]+ passed' "$work/container.log" | tail -n 1 ||
+  grep -E ' passed' "$work/container.log" | tail -n 1)
+echo "fresh debian: OK in $((SECONDS - started))s; setup $(figure setup_seconds)s," \
+  "Python $(figure python), Node $(figure node); tests $(figure tests_seconds)s: ${summary:-?}"
