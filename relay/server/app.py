@@ -193,6 +193,11 @@ def run_relay(app: web.Application, config: Config) -> None:
         access_log=None,
         print=None,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        # aiohttp starts this timer when a connection opens and closes the
+        # connection if no complete request (headers) arrived in time, or
+        # once it has sat idle this long between requests: a connection that
+        # sends nothing, or trickles its headers, is dropped.
+        keepalive_timeout=config.connection_idle_timeout_seconds,
         # Request limits below the application: a request line or header line of
         # at most 8 KiB, at most 64 headers, no compressed request bodies (no
         # browser sends one; a small gzip body can expand enormously), and a

@@ -17,6 +17,6 @@ STORE: web.AppKey[SubmissionStore] = web.AppKey("store")
 # A holder whose `.current` Keyring is replaced on reload (SIGHUP), so that a
 # removed reviewer's key stops working at once.
 KEYRING: web.AppKey[KeyringHolder] = web.AppKey("keyring")
-# How many no-JS submissions may be received and sealed at once
-# (config.max_concurrent_submissions); a full house answers 503 at once.
+# How many no-JS submissions may be sealed at once (config.max_concurrent_submissions);
+# a received form waits for a free slot. Receiving takes none.
 SUBMISSION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("submission_slots")
