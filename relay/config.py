@@ -70,6 +70,7 @@ class Config:
     max_attachments: int
     max_submission_bytes: int
     max_concurrent_submissions: int
+    max_receiving_memory_bytes: int
     upload_chunk_bytes: int
     max_open_uploads: int
     request_timeout_seconds: int
@@ -177,6 +178,7 @@ _PARSERS: dict[str, _Parser] = {
     "max_attachments": lambda v, _: _integer(v, 0, 10_000),
     "max_submission_bytes": lambda v, _: _size(v, 1),
     "max_concurrent_submissions": lambda v, _: _integer(v, 1, 10_000),
+    "max_receiving_memory_bytes": lambda v, _: _size(v, 4 * 1024 * 1024),
     "upload_chunk_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_open_uploads": lambda v, _: _integer(v, 1, 1_000_000),
     "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),

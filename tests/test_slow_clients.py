@@ -283,3 +283,38 @@ def test_a_trickling_client_is_cut_off_and_holds_no_slot(tmp_path: Path) -> None
     assert daily_count(relay, "submission_refused_slow") == 1
     assert daily_count(relay, "submission_refused_idle") == 1
     assert "127.0.0.1" not in relay.log_text()
+
+
+def test_forms_held_in_memory_are_capped_and_given_back_when_cut_off(tmp_path: Path) -> None:
+    settings = {
+        **PACE_SETTINGS,
+        "max_receiving_memory_bytes": "4 MiB",
+        "max_message_bytes": "3 MiB",
+    }
+    with running_relay(tmp_path / "relay", settings) as relay:
+
+        async def scenario() -> tuple[SlowOutcome, Response, Response, Response]:
+            big = Form(message="b" * 2_900_000)
+            stalled = asyncio.create_task(
+                slow_client(
+                    relay.port,
+                    form_head(relay.port, big) + big.body()[:2_850_000],
+                    bytes_per_second=0,
+                    max_seconds=SLOW_CLIENT_MAX_SECONDS,
+                )
+            )
+            try:
+                await asyncio.sleep(0.7)  # it holds about 2.85 MB of the 4 MiB
+                too_much = await submit_form(relay.port, Form(message="m" * 2_000_000))
+                small = await submit_form(relay.port, Form(message="small"))
+            finally:
+                (cut_off,) = await finish([stalled])
+            given_back = await submit_form(relay.port, Form(message="g" * 2_000_000))
+            return cut_off, too_much, small, given_back
+
+        cut_off, too_much, small, given_back = asyncio.run(scenario())
+        assert cut_off.status == 408
+        assert too_much.status == 503
+        assert small.status == 303 and given_back.status == 303
+        assert sorted(len(message) for message in stored_messages(relay)) == [5, 2_000_000]
+    assert daily_count(relay, "submission_refused_memory") == 1

@@ -25,8 +25,9 @@ from relay.config import Config
 from relay.errors import KeyringError
 from relay.keyring import KeyringHolder
 from relay.log import get_logger
-from relay.server.appkeys import CONFIG, KEYRING, STORE, SUBMISSION_SLOTS
+from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISSION_SLOTS
 from relay.server.middlewares import add_security_headers, choose_language, error_pages
+from relay.server.receive_memory import ReceiveMemory
 from relay.server.routes import setup_source_routes
 from relay.store import SubmissionStore
 
@@ -61,6 +62,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app[KEYRING] = holder
     app.on_response_prepare.append(add_security_headers)
     app[SUBMISSION_SLOTS] = asyncio.Semaphore(config.max_concurrent_submissions)
+    app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
     app.cleanup_ctx.append(open_store)
     app.cleanup_ctx.append(purge_expired_submissions)
     app.cleanup_ctx.append(report_activity_daily)

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from relay.config import Config
     from relay.keyring import KeyringHolder
+    from relay.server.receive_memory import ReceiveMemory
     from relay.store import SubmissionStore
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
@@ -20,3 +21,6 @@ KEYRING: web.AppKey[KeyringHolder] = web.AppKey("keyring")
 # How many no-JS submissions may be sealed at once (config.max_concurrent_submissions);
 # a received form waits for a free slot. Receiving takes none.
 SUBMISSION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("submission_slots")
+# Form bytes held in memory by every no-JS submission being received
+# (config.max_receiving_memory_bytes).
+RECEIVE_MEMORY: web.AppKey[ReceiveMemory] = web.AppKey("receive_memory")

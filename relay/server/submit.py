@@ -43,7 +43,7 @@ from relay.config import Config
 from relay.crypto.spool import EphemeralSpool
 from relay.log import get_logger
 from relay.server import i18n
-from relay.server.appkeys import CONFIG, KEYRING, STORE, SUBMISSION_SLOTS
+from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISSION_SLOTS
 from relay.server.problems import (
     EMPTY_SUBMISSION,
     INVALID_TEXT,
@@ -57,6 +57,7 @@ from relay.server.problems import (
     UPLOAD_TOO_SLOW,
     SourceProblem,
 )
+from relay.server.receive_memory import ReceiveMemoryFull
 from relay.server.rendering import LANGUAGE
 from relay.server.sealing import (
     InMemoryBody,
@@ -246,6 +247,7 @@ async def _receive(
 ) -> ReceivedSubmission:
     """Read the form's parts in order, within every limit."""
     budget = _Budget(request, config)
+    spools.callback(budget.release_memory)  # after sealing, which needs the bytes
     submission = ReceivedSubmission(language=request[LANGUAGE])
     seen_message = seen_language = False
     attachment_parts = 0
@@ -303,21 +305,41 @@ def _field_and_file_name(part: BodyPartReader) -> tuple[str | None, str]:
 
 
 class _Budget:
-    """The submission's byte limits, checked as data arrives."""
+    """The submission's byte limits, checked as data arrives, and its share of
+    the relay's ``ReceiveMemory`` (every byte read is held until spooled or the end)."""
 
     def __init__(self, request: web.Request, config: Config) -> None:
         self._content = request.content
         self._raw_limit = _raw_body_limit(config)
         self._payload_limit = config.max_submission_bytes
+        self._memory = request.app[RECEIVE_MEMORY]
+        self._held_bytes = 0
         self.payload_bytes = 0
         self.in_memory_bytes = 0
         """Attachment bytes kept in memory so far (see IN_MEMORY_ATTACHMENT_BYTES)."""
 
     def spend(self, count: int) -> None:
-        """Count ``count`` payload bytes; 413 when the payload or body is too big."""
+        """Count ``count`` payload bytes just read; 413 when the payload or body is
+        too big, 503 when the relay holds too much of all forms in memory."""
         self.payload_bytes += count
         if self.payload_bytes > self._payload_limit or self._content.total_bytes > self._raw_limit:
             raise SourceProblem(SUBMISSION_TOO_LARGE, limit=self._payload_limit)
+        try:
+            self._memory.claim(count)
+        except ReceiveMemoryFull:
+            activity.count("submission_refused_memory")
+            raise SourceProblem(RELAY_BUSY) from None
+        self._held_bytes += count
+
+    def spooled(self, count: int) -> None:
+        """``count`` bytes went to a spool: no longer held in memory."""
+        self._memory.release(count)
+        self._held_bytes -= count
+
+    def release_memory(self) -> None:
+        """The request is over: give back everything it still holds."""
+        self._memory.release(self._held_bytes)
+        self._held_bytes = 0
 
 
 async def _read_small_part(part: BodyPartReader, budget: _Budget, limit: int) -> bytes:
@@ -371,6 +393,7 @@ async def _receive_attachment(
         if spool is not None and len(pending) >= SPOOL_WRITE_BYTES:
             full, pending = pending, bytearray()
             await asyncio.to_thread(spool.write, full)
+            budget.spooled(len(full))
             unchecked += len(full)
             if unchecked >= DISK_CHECK_INTERVAL_BYTES:
                 _check_free_disk(config, needed=0)
@@ -382,4 +405,5 @@ async def _receive_attachment(
         return ReceivedAttachment(name=name, body=InMemoryBody(bytes(pending)))
     if pending:
         await asyncio.to_thread(spool.write, pending)
+        budget.spooled(len(pending))
     return ReceivedAttachment(name=name, body=spool)
