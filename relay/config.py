@@ -70,9 +70,14 @@ class Config:
     max_attachments: int
     max_submission_bytes: int
     max_concurrent_submissions: int
+    max_receiving_memory_bytes: int
     upload_chunk_bytes: int
     max_open_uploads: int
     request_timeout_seconds: int
+    upload_idle_timeout_seconds: int
+    upload_rate_grace_seconds: int
+    upload_min_bytes_per_second: int
+    connection_idle_timeout_seconds: int
     signature_max_age_seconds: int
     log_format: LogFormat
     log_level: str
@@ -173,9 +178,14 @@ _PARSERS: dict[str, _Parser] = {
     "max_attachments": lambda v, _: _integer(v, 0, 10_000),
     "max_submission_bytes": lambda v, _: _size(v, 1),
     "max_concurrent_submissions": lambda v, _: _integer(v, 1, 10_000),
+    "max_receiving_memory_bytes": lambda v, _: _size(v, 4 * 1024 * 1024),
     "upload_chunk_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_open_uploads": lambda v, _: _integer(v, 1, 1_000_000),
     "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
+    "upload_idle_timeout_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
+    "upload_rate_grace_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
+    "upload_min_bytes_per_second": lambda v, _: _size(v, 0),
+    "connection_idle_timeout_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),
     "log_level": lambda v, _: _choice(v, LOG_LEVELS),

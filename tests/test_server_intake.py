@@ -775,11 +775,14 @@ def test_retention_task_deletes_submissions_older_than_the_setting(tmp_path: Pat
         relay.stop()
 
 
-def test_a_full_house_of_submissions_is_refused_at_once_then_frees_up(tmp_path: Path) -> None:
-    """Bounded cost: uploads beyond max_concurrent_submissions get 503 right away."""
+def test_stalled_uploads_hold_no_sealing_slot(tmp_path: Path) -> None:
+    """Slots (max_concurrent_submissions) are for sealing: half-sent forms do not take them.
+
+    (Slow senders are cut off by the pace limits: tests/test_slow_clients.py.)
+    """
     with running_relay(tmp_path / "relay", {"max_concurrent_submissions": 2}) as relay:
 
-        async def scenario() -> tuple[Response, Response]:
+        async def scenario() -> Response:
             form = Form(message="slow", files=[FilePart("a.bin", b"s" * 400_000)], lang="ru")
             body = form.body()
             head = (
@@ -787,22 +790,18 @@ def test_a_full_house_of_submissions_is_refused_at_once_then_frees_up(tmp_path: 
                 f"Content-Type: {form.content_type}\r\nContent-Length: {len(body)}\r\n\r\n"
             ).encode()
             stalled = []
-            for _ in range(2):  # two sources on slow circuits hold both slots
-                _reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
-                writer.write(head + body[: len(body) // 2])
-                await writer.drain()
-                stalled.append(writer)
-            await asyncio.sleep(0.5)
-            refused = await submit_form(relay.port, Form(message="третий", lang="ru"))
-            for writer in stalled:
-                writer.close()
-            await asyncio.sleep(0.5)
-            accepted = await submit_form(relay.port, Form(message="later", lang="en"))
-            return refused, accepted
+            try:
+                for _ in range(3):  # more sources on stalled circuits than there are slots
+                    _reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+                    stalled.append(writer)
+                    writer.write(head + body[: len(body) // 2])
+                    await writer.drain()
+                await asyncio.sleep(0.5)
+                return await submit_form(relay.port, Form(message="третий", lang="ru"))
+            finally:
+                for writer in stalled:
+                    writer.close()
 
-        refused, accepted = run(scenario())  # type: ignore[misc]
-        assert refused.status == 503
-        assert '<html lang="ru">' in refused.text
-        assert "Сейчас приходит слишком много сообщений" in refused.text
+        accepted = run(scenario())
         assert accepted.status == 303
         assert len(relay.blob_paths()) == 1

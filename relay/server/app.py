@@ -25,8 +25,9 @@ from relay.config import Config
 from relay.errors import KeyringError
 from relay.keyring import KeyringHolder
 from relay.log import get_logger
-from relay.server.appkeys import CONFIG, KEYRING, STORE, SUBMISSION_SLOTS
+from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISSION_SLOTS
 from relay.server.middlewares import add_security_headers, choose_language, error_pages
+from relay.server.receive_memory import ReceiveMemory
 from relay.server.routes import setup_source_routes
 from relay.store import SubmissionStore
 
@@ -61,6 +62,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app[KEYRING] = holder
     app.on_response_prepare.append(add_security_headers)
     app[SUBMISSION_SLOTS] = asyncio.Semaphore(config.max_concurrent_submissions)
+    app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
     app.cleanup_ctx.append(open_store)
     app.cleanup_ctx.append(purge_expired_submissions)
     app.cleanup_ctx.append(report_activity_daily)
@@ -193,6 +195,11 @@ def run_relay(app: web.Application, config: Config) -> None:
         access_log=None,
         print=None,
         shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+        # aiohttp starts this timer when a connection opens and closes the
+        # connection if no complete request (headers) arrived in time, or
+        # once it has sat idle this long between requests: a connection that
+        # sends nothing, or trickles its headers, is dropped.
+        keepalive_timeout=config.connection_idle_timeout_seconds,
         # Request limits below the application: a request line or header line of
         # at most 8 KiB, at most 64 headers, no compressed request bodies (no
         # browser sends one; a small gzip body can expand enormously), and a

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from relay.config import Config
     from relay.keyring import KeyringHolder
+    from relay.server.receive_memory import ReceiveMemory
     from relay.store import SubmissionStore
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
@@ -17,6 +18,9 @@ STORE: web.AppKey[SubmissionStore] = web.AppKey("store")
 # A holder whose `.current` Keyring is replaced on reload (SIGHUP), so that a
 # removed reviewer's key stops working at once.
 KEYRING: web.AppKey[KeyringHolder] = web.AppKey("keyring")
-# How many no-JS submissions may be received and sealed at once
-# (config.max_concurrent_submissions); a full house answers 503 at once.
+# How many no-JS submissions may be sealed at once (config.max_concurrent_submissions);
+# a received form waits for a free slot. Receiving takes none.
 SUBMISSION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("submission_slots")
+# Form bytes held in memory by every no-JS submission being received
+# (config.max_receiving_memory_bytes).
+RECEIVE_MEMORY: web.AppKey[ReceiveMemory] = web.AppKey("receive_memory")

@@ -7,7 +7,9 @@ and so do attachments while the submission's attachments total at most
 ``IN_MEMORY_ATTACHMENT_BYTES``; beyond that each is spooled through an
 ``EphemeralSpool`` (encrypted on disk), because the tar header needs its size
 before its data. Then ``sealing.seal_submission`` turns it into one age file
-in a worker thread, and the source is sent to the receipt page
+in a worker thread, holding one of ``max_concurrent_submissions`` sealing
+slots (receiving holds none: a body that trickles in is cut off by
+``upload_pace.body_pace`` instead), and the source is sent to the receipt page
 (POST/redirect/GET, so that reloading the page cannot send it twice).
 
 Every limit is checked while the data arrives, so a refusal costs at most the
@@ -24,6 +26,7 @@ import re
 import shutil
 import time
 import warnings
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import BodyPartReader, hdrs, web
@@ -40,7 +43,7 @@ from relay.config import Config
 from relay.crypto.spool import EphemeralSpool
 from relay.log import get_logger
 from relay.server import i18n
-from relay.server.appkeys import CONFIG, KEYRING, STORE, SUBMISSION_SLOTS
+from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISSION_SLOTS
 from relay.server.problems import (
     EMPTY_SUBMISSION,
     INVALID_TEXT,
@@ -54,6 +57,7 @@ from relay.server.problems import (
     UPLOAD_TOO_SLOW,
     SourceProblem,
 )
+from relay.server.receive_memory import ReceiveMemoryFull
 from relay.server.rendering import LANGUAGE
 from relay.server.sealing import (
     InMemoryBody,
@@ -62,6 +66,7 @@ from relay.server.sealing import (
     seal_submission,
 )
 from relay.server.source_views import RECEIVED_PATH
+from relay.server.upload_pace import IDLE, SLOW, TOTAL, BodyTooSlow, PaceLimits, body_pace
 
 READ_CHUNK_BYTES = 256 * 1024
 SPOOL_WRITE_BYTES = 1024 * 1024
@@ -98,30 +103,37 @@ _log = get_logger("relay.server.submit")
 async def submit(request: web.Request) -> web.StreamResponse:
     """Receive a no-JS submission, seal it to every reviewer, redirect to the receipt."""
     config = request.app[CONFIG]
-    slots = request.app[SUBMISSION_SLOTS]
     try:
         if not config.server_sealing_enabled:
             raise SourceProblem(SERVER_SEALING_OFF)
         _check_declared_size(request, config)
         _check_free_disk(config, needed=2 * (request.content_length or 0))
-        if slots.locked():
-            activity.count("submission_refused_busy")
-            raise SourceProblem(RELAY_BUSY)
     except SourceProblem:
         await _adopt_form_language(request)
         raise
-    async with slots:
-        return await _receive_and_seal(request, config)
+    return await _receive_and_seal(request, config)
+
+
+# Counter names for a body cut off by each pace limit (relay.server.upload_pace).
+_SLOW_BODY_EVENTS = {
+    IDLE: "submission_refused_idle",
+    SLOW: "submission_refused_slow",
+    TOTAL: "submission_refused_timeout",
+}
 
 
 async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamResponse:
-    """Read the form within every limit, seal it, and redirect to the receipt."""
+    """Read the form within every limit, seal it, and redirect to the receipt.
+
+    Receiving takes no sealing slot: a sender that trickles its form costs a
+    connection and the few bytes it sent, until ``body_pace`` cuts it off.
+    """
     with contextlib.ExitStack() as spools:
         try:
-            async with asyncio.timeout(config.request_timeout_seconds):
+            async with body_pace(request.content, PaceLimits.from_config(config)):
                 submission = await _receive(request, config, spools)
-        except TimeoutError:
-            activity.count("submission_refused_timeout")
+        except BodyTooSlow as slow:
+            activity.count(_SLOW_BODY_EVENTS[slow.reason])
             raise SourceProblem(UPLOAD_TOO_SLOW) from None
         except _MALFORMED_BODY_ERRORS as error:
             activity.count("submission_refused_malformed")
@@ -130,17 +142,38 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
         if submission.is_empty:
             raise SourceProblem(EMPTY_SUBMISSION)
         _check_free_disk(config, needed=sum(a.body.size for a in submission.attachments))
-        recipients = request.app[KEYRING].current.recipients
-        try:
-            await asyncio.to_thread(
-                seal_submission, request.app[STORE], recipients, submission
-            )
-        except OSError as error:
-            if error.errno == errno.ENOSPC:
-                raise SourceProblem(STORAGE_FULL) from None
-            raise
+        async with _sealing_slot(request, config):
+            recipients = request.app[KEYRING].current.recipients
+            try:
+                await asyncio.to_thread(
+                    seal_submission, request.app[STORE], recipients, submission
+                )
+            except OSError as error:
+                if error.errno == errno.ENOSPC:
+                    raise SourceProblem(STORAGE_FULL) from None
+                raise
     activity.count("submission_stored_server_sealed")
     raise web.HTTPSeeOther(f"{RECEIVED_PATH}?lang={submission.language}")
+
+
+@contextlib.asynccontextmanager
+async def _sealing_slot(request: web.Request, config: Config) -> AsyncIterator[None]:
+    """One of ``max_concurrent_submissions`` slots, for the memory and CPU of sealing.
+
+    A form that has fully arrived waits its turn (sealing takes seconds); if
+    no slot frees up within ``request_timeout_seconds``, 503.
+    """
+    slots = request.app[SUBMISSION_SLOTS]
+    try:
+        async with asyncio.timeout(config.request_timeout_seconds):
+            await slots.acquire()
+    except TimeoutError:
+        activity.count("submission_refused_busy")
+        raise SourceProblem(RELAY_BUSY) from None
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 async def _adopt_form_language(request: web.Request) -> None:
@@ -214,6 +247,7 @@ async def _receive(
 ) -> ReceivedSubmission:
     """Read the form's parts in order, within every limit."""
     budget = _Budget(request, config)
+    spools.callback(budget.release_memory)  # after sealing, which needs the bytes
     submission = ReceivedSubmission(language=request[LANGUAGE])
     seen_message = seen_language = False
     attachment_parts = 0
@@ -271,21 +305,41 @@ def _field_and_file_name(part: BodyPartReader) -> tuple[str | None, str]:
 
 
 class _Budget:
-    """The submission's byte limits, checked as data arrives."""
+    """The submission's byte limits, checked as data arrives, and its share of
+    the relay's ``ReceiveMemory`` (every byte read is held until spooled or the end)."""
 
     def __init__(self, request: web.Request, config: Config) -> None:
         self._content = request.content
         self._raw_limit = _raw_body_limit(config)
         self._payload_limit = config.max_submission_bytes
+        self._memory = request.app[RECEIVE_MEMORY]
+        self._held_bytes = 0
         self.payload_bytes = 0
         self.in_memory_bytes = 0
         """Attachment bytes kept in memory so far (see IN_MEMORY_ATTACHMENT_BYTES)."""
 
     def spend(self, count: int) -> None:
-        """Count ``count`` payload bytes; 413 when the payload or body is too big."""
+        """Count ``count`` payload bytes just read; 413 when the payload or body is
+        too big, 503 when the relay holds too much of all forms in memory."""
         self.payload_bytes += count
         if self.payload_bytes > self._payload_limit or self._content.total_bytes > self._raw_limit:
             raise SourceProblem(SUBMISSION_TOO_LARGE, limit=self._payload_limit)
+        try:
+            self._memory.claim(count)
+        except ReceiveMemoryFull:
+            activity.count("submission_refused_memory")
+            raise SourceProblem(RELAY_BUSY) from None
+        self._held_bytes += count
+
+    def spooled(self, count: int) -> None:
+        """``count`` bytes went to a spool: no longer held in memory."""
+        self._memory.release(count)
+        self._held_bytes -= count
+
+    def release_memory(self) -> None:
+        """The request is over: give back everything it still holds."""
+        self._memory.release(self._held_bytes)
+        self._held_bytes = 0
 
 
 async def _read_small_part(part: BodyPartReader, budget: _Budget, limit: int) -> bytes:
@@ -339,6 +393,7 @@ async def _receive_attachment(
         if spool is not None and len(pending) >= SPOOL_WRITE_BYTES:
             full, pending = pending, bytearray()
             await asyncio.to_thread(spool.write, full)
+            budget.spooled(len(full))
             unchecked += len(full)
             if unchecked >= DISK_CHECK_INTERVAL_BYTES:
                 _check_free_disk(config, needed=0)
@@ -350,4 +405,5 @@ async def _receive_attachment(
         return ReceivedAttachment(name=name, body=InMemoryBody(bytes(pending)))
     if pending:
         await asyncio.to_thread(spool.write, pending)
+        budget.spooled(len(pending))
     return ReceivedAttachment(name=name, body=spool)
