@@ -127,17 +127,19 @@ def test_many_deletions_across_btree_pages_leave_no_trace(tmp_path: Path) -> Non
     data_dir = tmp_path / "data"
     chooser = random.Random(13)
     with SubmissionStore(data_dir) as store:
-        records = [commit(store, os.urandom(64)) for _ in range(150)]
-        doomed = chooser.sample(records, 60)
-        for record in doomed[:40]:
+        # About 30 rows fill a page: this many split the table into several.
+        records = [commit(store, os.urandom(64)) for _ in range(100)]
+        assert store._db is not None
+        assert store._db.execute("PRAGMA page_count").fetchone()[0] >= 8
+        doomed = chooser.sample(records, 40)
+        for record in doomed[:20]:
             assert store.delete(record.id)
         # Retention deletes the others in one transaction: make them look old.
-        assert store._db is not None
         store._db.execute(
             "UPDATE submissions SET day = '2000-01-01' WHERE id IN ("
             + ",".join("?" * 20)
             + ")",
-            [record.id for record in doomed[40:]],
+            [record.id for record in doomed[20:]],
         )
         assert store.purge_older_than(30) == 20
         for record in doomed:
@@ -301,6 +303,16 @@ def test_a_reviewer_download_leaves_the_access_time_alone(
         part = send(relay.url, "GET", path, headers)
         assert part.status == 206
         assert part.body == whole.body[10:]
+        size = len(whole.body)
+        for wanted, status, body in (
+            ("bytes=-5", 206, whole.body[-5:]),
+            ("bytes=2-6", 206, whole.body[2:7]),
+            (f"bytes={size}-", 416, b""),
+        ):
+            headers = {**signed_headers(relay.url, "GET", path, api_key), "Range": wanted}
+            answer = send(relay.url, "GET", path, headers)
+            assert (answer.status, answer.body) == (status, body), wanted
+        assert answer.headers["Content-Range"] == f"bytes */{size}"
         assert blob.stat().st_atime_ns == before
         # The control: a plain read does move it on this file system.
         assert blob.read_bytes() == whole.body
@@ -358,3 +370,11 @@ def test_reading_falls_back_when_o_noatime_is_refused(tmp_path: Path) -> None:
     lines = result.stdout.split(b"\n", 1)
     assert lines[0] == b"refused"
     assert lines[1] == target.read_bytes()
+
+
+def test_blur_runs_are_aligned_to_the_clock_not_to_the_start() -> None:
+    from relay.server.app import seconds_until_next_multiple
+
+    assert seconds_until_next_multiple(3600, 7199.5) == 0.5
+    assert seconds_until_next_multiple(3600, 7200.0) == 3600
+    assert seconds_until_next_multiple(60, 61.25) == 58.75
