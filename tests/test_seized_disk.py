@@ -378,3 +378,14 @@ def test_blur_runs_are_aligned_to_the_clock_not_to_the_start() -> None:
     assert seconds_until_next_multiple(3600, 7199.5) == 0.5
     assert seconds_until_next_multiple(3600, 7200.0) == 3600
     assert seconds_until_next_multiple(60, 61.25) == 58.75
+
+
+def test_a_clean_stop_leaves_every_time_blurred(tmp_path: Path) -> None:
+    # A daily period: only the run at stop can blur what arrives in this test.
+    with running_relay(tmp_path / "relay", {"file_times_blur_seconds": 86400}) as relay:
+        submit_form(relay.url, "just before the stop", [("a.bin", os.urandom(500))])
+        paths = every_path(relay.data_dir)
+        last_arrival = file_system_now_ns(tmp_path / "clock")
+        assert _times_are_blurred(paths, last_arrival) != []  # the arrival shows, for now
+    assert relay.proc is not None and relay.proc.returncode == 0
+    assert _times_are_blurred(paths, last_arrival) == []
