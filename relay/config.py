@@ -63,6 +63,7 @@ class Config:
     sqlite_busy_timeout_ms: int
     retention_days: int
     upload_expiry_hours: int
+    file_times_blur_seconds: int
     disk_reserve_bytes: int
     default_language: str
     server_sealing_enabled: bool
@@ -171,6 +172,7 @@ _PARSERS: dict[str, _Parser] = {
     "sqlite_busy_timeout_ms": lambda v, _: _integer(v, 0, 600_000),
     "retention_days": lambda v, _: _integer(v, 1, 36_500),
     "upload_expiry_hours": lambda v, _: _integer(v, 1, 24 * 365),
+    "file_times_blur_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "disk_reserve_bytes": lambda v, _: _size(v, 0),
     "default_language": lambda v, _: _choice(v, LANGUAGES),
     "server_sealing_enabled": lambda v, _: _boolean(v),

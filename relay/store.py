@@ -2,22 +2,29 @@
 
 Layout of ``data_dir`` (folders 0700, files 0600)::
 
-    relay.sqlite3      rows: submissions, uploads, migrations (WAL, synchronous=FULL)
-    blobs/<id>.age     one committed submission, exactly the age file received
-    tmp/               blobs being written; anything here after a crash is removed
-    uploads/<id>.part  resumable (tus) uploads in progress
-    lock               held while a store is open: one relay per data folder
+    relay.sqlite3          rows: submissions, uploads, migrations
+    relay.sqlite3-journal  SQLite's rollback journal: empty between transactions
+    blobs/<id>.age         one committed submission, exactly the age file received
+    tmp/                   blobs being written; anything here after a crash is removed
+    uploads/<id>.part      resumable (tus) uploads in progress
+    lock                   held while a store is open: one relay per data folder
 
 The order of writes is what makes an acknowledged submission durable and a
 crash harmless: the blob is written to tmp/, fsynced, renamed into blobs/,
 the folder is fsynced, and only then is its row inserted. A row therefore
 never points to a missing blob; a blob without a row is a submission that was
 never acknowledged, and ``open()`` removes it. Deletion runs the other way
-(row first, then blob). Nothing stored carries a time of day: rows have the
-UTC day, uploads an expiry rounded to the hour, and a blob's access and
-modification times are set to midnight of its day. The file system's inode
-change time (ctime) and folder times cannot be set from here: they remain a
-record of recent activity for whoever seizes the disk.
+(row first, then blob).
+
+What a seized disk shows is kept to the day. Rows have the UTC day, uploads an
+expiry rounded to the hour. SQLite runs with a rollback journal truncated at
+every commit (not a write-ahead log, which keeps every recent transaction in
+order) and ``secure_delete``, so a deleted row is overwritten and no file holds
+it once its transaction commits. A blob's access and modification times are
+midnight of its day; ``blur_file_times`` (run periodically by the server)
+floors every file's and folder's times to midnight and so sets all their
+change times to the moment of that run (see relay.file_times). Blobs are read
+with ``O_NOATIME``.
 
 Every method blocks; the server calls the slow ones through ``asyncio.to_thread``.
 One connection is shared by the server's threads behind a lock.
@@ -44,6 +51,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from sqlite_utils import Database
 
 from relay.errors import LimitExceededError, StorageError, UploadNotFoundError, UploadOffsetError
+from relay.file_times import (
+    midnight_of_day_ns,
+    open_without_atime,
+    restamp_to_midnight,
+    set_times_to_midnight,
+)
 from relay.files import file_sha256, fsync_directory
 from relay.log import get_logger
 
@@ -53,6 +66,7 @@ if TYPE_CHECKING:
 SEALED_BY = ("server", "browser")
 STATE_STORED = "stored"
 DB_NAME = "relay.sqlite3"
+JOURNAL_MODE = "truncate"
 MAX_LIST_LIMIT = 1000
 _ID = re.compile(r"[0-9a-f]{32}")
 _BLOB_NAME = re.compile(r"([0-9a-f]{32})\.age")
@@ -122,10 +136,9 @@ def _disk_error_message(exc: BaseException) -> str:
 
 def _blur_file_times(path: Path, day: str) -> None:
     # A file's access and modification times would record the arrival to the
-    # second; set both to midnight UTC of its day. (The inode change time
-    # cannot be set; it is the known limit of this, see the module docstring.)
-    midnight = datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp()
-    os.utime(path, (midnight, midnight))
+    # nanosecond; set both to midnight UTC of its day. (Its change time cannot
+    # be set: SubmissionStore.blur_file_times blurs that, periodically.)
+    set_times_to_midnight(path, midnight_of_day_ns(day))
 
 
 def _fsync_file(path: Path) -> None:
@@ -359,8 +372,8 @@ class SubmissionStore:
         self._lock_fd = fd
 
     def _connect(self) -> Database:
-        # Create the file ourselves so that it (and SQLite's -wal and -shm
-        # files, which copy its mode) is 0600 whatever the umask.
+        # Create the file ourselves so that it (and SQLite's -journal, which
+        # copies its mode) is 0600 whatever the umask.
         os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))
         self.db_path.chmod(0o600)
         conn = sqlite3.connect(
@@ -368,9 +381,15 @@ class SubmissionStore:
         )
         db = Database(conn, execute_plugins=False)
         db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
-        db.enable_wal()
-        db.execute("PRAGMA synchronous = FULL")
-        db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten
+        # A rollback journal, truncated (and fsynced) at every commit, holds
+        # old pages only while their transaction runs; a write-ahead log would
+        # keep recent transactions in order, deleted rows included, until a
+        # checkpoint. Switching also converts a database left in WAL mode.
+        mode = db.execute(f"PRAGMA journal_mode = {JOURNAL_MODE}").fetchone()
+        if mode is None or str(mode[0]).lower() != JOURNAL_MODE:
+            raise StorageError(f"The database {self.db_path} cannot leave WAL mode: is it in use?")
+        db.execute("PRAGMA synchronous = FULL")  # an acknowledged commit is on disk
+        db.execute("PRAGMA secure_delete = ON")  # deleted rows are overwritten with zeros
         return db
 
     @contextmanager
@@ -562,7 +581,7 @@ class SubmissionStore:
         """The ciphertext, opened for reading; FileNotFoundError if there is no such submission."""
         if self.get(submission_id) is None:
             raise FileNotFoundError("no such submission")
-        return self.blob_path(submission_id).open("rb")
+        return open_without_atime(self.blob_path(submission_id))
 
     def delete(self, submission_id: str) -> bool:
         """Delete row, then ciphertext, durably; False if there was no such submission."""
@@ -589,6 +608,28 @@ class SubmissionStore:
         if ids:
             fsync_directory(self.blobs_dir)
         return len(ids)
+
+    # --- file times ---
+
+    def blur_file_times(self) -> None:
+        """Floor every file's and folder's times to midnight UTC: change times become now.
+
+        After a run, every change time in the data folder reads the moment of
+        the run, which says of each file only that it existed by then.
+        Folders go last, so that re-stamping their files changes nothing in them.
+        """
+        for folder in (self.blobs_dir, self.uploads_dir, self.tmp_dir):
+            with os.scandir(folder) as entries:
+                names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
+            for name in names:
+                restamp_to_midnight(folder / name)
+        with self._db_lock:  # no transaction creates or writes the journal meanwhile
+            with os.scandir(self.data_dir) as entries:
+                names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
+            for name in names:
+                restamp_to_midnight(self.data_dir / name)
+        for folder in (self.blobs_dir, self.uploads_dir, self.tmp_dir, self.data_dir):
+            restamp_to_midnight(folder)
 
     # --- resumable uploads ---
 

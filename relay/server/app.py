@@ -1,7 +1,7 @@
 """The application factory: ``create_app(config)`` builds the whole relay.
 
 Resources live in ``cleanup_ctx`` generators (set up, ``yield``, tear down):
-the store, the retention task and, when serving for real, the SIGHUP handler
+the store, the retention task, the file-times blur and, when serving for real, the SIGHUP handler
 that reloads ``keys/``. The reviewer API and the tus uploads are added by
 their own modules when they are present.
 """
@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import logging
 import signal
+import time
 import warnings
 from collections.abc import AsyncIterator, Coroutine
 
@@ -65,6 +66,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
     app.cleanup_ctx.append(open_store)
     app.cleanup_ctx.append(purge_expired_submissions)
+    app.cleanup_ctx.append(blur_file_times_periodically)
     app.cleanup_ctx.append(report_activity_daily)
     if reload_keys_on_sighup:
         app.cleanup_ctx.append(reload_keyring_on_sighup)
@@ -128,6 +130,37 @@ async def _retention_loop(app: web.Application) -> None:
         except Exception as error:  # keep purging later; log the type only
             _log.error("retention.failed", error_type=type(error).__name__)
         await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
+
+
+async def blur_file_times_periodically(app: web.Application) -> AsyncIterator[None]:
+    """Re-stamp the data folder's file times every ``file_times_blur_seconds``, and at stop.
+
+    Each run leaves every change time in the data folder at the moment of the
+    run (see relay.file_times), so none tells when a submission arrived.
+    """
+    async with _in_background(_file_times_loop(app), "file-times-blur"):
+        yield
+    await _blur_file_times(app)
+
+
+async def _file_times_loop(app: web.Application) -> None:
+    period = app[CONFIG].file_times_blur_seconds
+    while True:
+        await _blur_file_times(app)
+        await asyncio.sleep(seconds_until_next_multiple(period, time.time()))
+
+
+async def _blur_file_times(app: web.Application) -> None:
+    try:
+        await asyncio.to_thread(app[STORE].blur_file_times)
+    except Exception as error:  # try again on the next round; log the type only
+        _log.error("file_times.blur_failed", error_type=type(error).__name__)
+
+
+def seconds_until_next_multiple(period: int, now: float) -> float:
+    """Seconds from ``now`` to the next multiple of ``period`` since the epoch (clock-aligned),
+    so that a run's time says nothing about when the relay started."""
+    return period - now % period
 
 
 ACTIVITY_REPORT_INTERVAL_SECONDS = 600
