@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from relay.cli.common import fail
+from relay.cli.common import fail, no_core_dumps
 from relay.config import load_config
 from relay.crypto.identities import X25519Identity, parse_identity_file
 from relay.crypto.signing import SigningKey
@@ -69,6 +69,7 @@ def demo(directory: Path, port: int) -> None:
     Example:
       tiprelay demo --dir ./demo --port 8080
     """
+    no_core_dumps()  # the demo relay seals no-JS plaintext in memory too
     from relay.server.app import create_app, run_relay
 
     directory = directory.resolve()
