@@ -83,3 +83,20 @@ def spawned(argv: Argv, **options: Any) -> Iterator[subprocess.Popen[Any]]:
         yield process
     finally:
         kill_process(process)
+
+
+def _ignored_here(number: int, frame: object) -> None:
+    """Stands in for SIG_IGN in the test process: still ignored here, but a handler,
+    which exec resets to the default in every child."""
+
+
+def children_inherit_default_signals() -> None:
+    """In the test process itself: no signal a child could inherit stays ignored or blocked.
+
+    Covers children started by tools we do not control (subprocess.run in a
+    helper, a browser driver). Signals this process ignored stay ignored here.
+    """
+    for number in RESET_SIGNALS:
+        if number != signal.SIGPIPE and signal.getsignal(number) == signal.SIG_IGN:
+            signal.signal(number, _ignored_here)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, RESET_SIGNALS)

@@ -234,3 +234,29 @@ def test_core_dumps_are_off_in_docker_compose() -> None:
     compose = (Path(__file__).parents[1] / "docker-compose.yml").read_text()
     relay_service = compose[compose.index("  relay:"): compose.index("  tor:")]
     assert re.search(r"ulimits:\s*\n\s+core: 0\n", relay_service), relay_service
+
+
+# --- item 10: the suite passes however it is started -------------------------------
+
+_INTERRUPT_TEST = "tests/test_cli_crypto.py::test_interrupted_encrypt_leaves_no_partial_file"
+
+
+def _ignore_like_nohup() -> None:
+    """What nohup (SIGHUP) and `cmd &` in a non-interactive shell (SIGINT) leave behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("conftest", [True, False], ids=["with-conftest", "spawn-helpers-alone"])
+def test_interrupt_tests_pass_when_the_suite_starts_with_sigint_ignored(
+    tmp_path: Path, conftest: bool
+) -> None:
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            f"--basetemp={tmp_path / 'inner'}", "-o", "timeout=60", _INTERRUPT_TEST]
+    if not conftest:
+        argv.insert(3, "--noconftest")
+    done = run(argv, preexec_fn=_ignore_like_nohup, cwd=Path(__file__).parents[1],
+               capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "3 passed" in done.stdout, done.stdout[-3000:]
