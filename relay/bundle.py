@@ -29,7 +29,7 @@ from relay.crypto.decrypt import open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
 from relay.crypto.identities import X25519Identity
 from relay.errors import ContainerError
-from relay.files import HASH_CHUNK_BYTES
+from relay.files import HASH_CHUNK_BYTES, NotARegularFileError, open_regular_file
 from relay.manifest import (
     MANIFEST_NAME,
     ManifestError,
@@ -174,9 +174,18 @@ def _decrypt_one(
         return SubmissionOutcome(info, ALREADY_DECRYPTED, folder, files, size)
     source_path = bundle_dir / info.file_name
     try:
-        source = source_path.open("rb", buffering=0)
+        source = open_regular_file(source_path)
     except FileNotFoundError:
         return SubmissionOutcome(info, MISSING, detail="its .age file is not in the bundle")
+    except NotARegularFileError as exc:
+        # A FIFO would block the whole bundle forever, a device might never end.
+        return SubmissionOutcome(
+            info, REFUSED, detail=f"{exc}, not a regular file; refused without reading it"
+        )
+    except OSError as exc:
+        return SubmissionOutcome(
+            info, MISSING, detail=f"its .age file cannot be opened ({exc.strerror})"
+        )
     with source:
         hashing = _HashingReader(source)
         try:

@@ -31,8 +31,9 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LogFormat = Literal["json", "console"]
 
 _SIZE_UNITS = {"b": 1, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
-_SIZE_PATTERN = re.compile(r"\s*(\d{1,16})\s*([a-zA-Z]{1,3})?\s*")
-_INT_PATTERN = re.compile(r"\s*[+-]?\d{1,18}\s*")
+# [0-9], not \d: \d also matches other scripts' digits ("٣"), which int() accepts.
+_SIZE_PATTERN = re.compile(r"\s*([0-9]{1,16})\s*([a-zA-Z]{1,3})?\s*")
+_INT_PATTERN = re.compile(r"\s*[+-]?[0-9]{1,18}\s*")
 _ONION_PATTERN = re.compile(r"[a-z2-7]{56}\.onion")
 _HOST_PATTERN = re.compile(r"[A-Za-z0-9.:\[\]_-]{1,253}")
 _TRUE = frozenset({"true", "1", "yes", "on"})

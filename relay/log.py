@@ -125,7 +125,7 @@ _FIELD_SANITIZERS: dict[str, _Sanitizer] = {
     "duration_bucket": _bucketed(DURATION_BUCKETS, duration_bucket),
     "size_bucket": _bucketed(SIZE_BUCKETS, size_bucket),
     "error_type": _matching(r"[A-Za-z_][A-Za-z0-9_.]{0,127}"),
-    "error_at": _matching(r"[A-Za-z_][A-Za-z0-9_.]{0,127}:\d{1,6}"),
+    "error_at": _matching(r"[A-Za-z_][A-Za-z0-9_.]{0,127}:[0-9]{1,6}"),
     "submission_id": _matching(_HEX_ID),
     "upload_id": _matching(_HEX_ID),
     "reviewer": _matching(r"[a-z0-9_-]{1,64}"),
@@ -134,11 +134,11 @@ _FIELD_SANITIZERS: dict[str, _Sanitizer] = {
     "sealed_by": lambda v: v if v in ("server", "browser") else None,
     "count": _int_between(0, 2**62),
     # A UTC day, for the daily activity totals (relay.activity); never a time.
-    "day": _matching(r"\d{4}-\d{2}-\d{2}"),
+    "day": _matching(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
     "reviewers": _int_between(0, 10_000),
     "port": _int_between(1, 65535),
     "signal": _matching(r"SIG[A-Z0-9]{1,10}"),
-    "version": _matching(r"\d{1,4}(\.\d{1,4}){0,3}"),
+    "version": _matching(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}"),
 }
 ALLOWED_FIELDS = frozenset(_FIELD_SANITIZERS)
 

@@ -33,7 +33,7 @@ MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 """About 300,000 entries: far beyond any real bundle, small enough to read at once."""
 
 _ID = re.compile(r"[0-9a-f]{32}")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 SEALED_BY = ("browser", "server")
 

@@ -56,7 +56,7 @@ PART_SUFFIX = ".part"
 CONNECT_TIMEOUT_SECONDS = 120
 READ_TIMEOUT_SECONDS = 300
 RETRY_DELAYS_SECONDS = (2.0, 10.0, 30.0)
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
+_CONTENT_RANGE = re.compile(r"bytes ([0-9]{1,20})-([0-9]{1,20})/([0-9]{1,20})")
 _T = TypeVar("_T")
 _PROXY_ERRORS = (ProxyError, ProxyConnectionError, ProxyTimeoutError)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import sys
 import traceback
 
+import pytest
+
+from tests.support_process import children_inherit_default_signals
+
 # CPython 3.11 and 3.12 keep the AST builder's recursion depth in one
 # per-interpreter counter. When the garbage collector runs a finalizer in the
 # middle of an ast.parse() and that finalizer formats a traceback, the traceback
@@ -18,3 +22,9 @@ import traceback
 # tests/test_suite_guards.py proves it.
 if sys.version_info < (3, 13) and hasattr(traceback, "_extract_caret_anchors_from_line_segment"):
     traceback._extract_caret_anchors_from_line_segment = lambda segment: None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under nohup, or `cmd &` in a non-interactive shell, SIGINT/SIGHUP are ignored
+    # and every child would inherit that (tests/support_process.py says more).
+    children_inherit_default_signals()

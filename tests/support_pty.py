@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from tests.support_process import default_signal_dispositions, kill_process
+
 
 @dataclass
 class TtyResult:
@@ -33,7 +35,9 @@ class TtyResult:
 
 
 def _make_controlling(slave_fd: int) -> None:
-    # Runs in the child after setsid() (start_new_session): claim the pty.
+    # Runs in the child after setsid() (start_new_session): known signal
+    # dispositions (whatever this suite was started with), then claim the pty.
+    default_signal_dispositions()
     fcntl.ioctl(slave_fd, termios.TIOCSCTTY, 0)
 
 
@@ -88,7 +92,6 @@ def run_on_tty(
         while streams or master_open:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                process.kill()
                 raise TimeoutError(f"{argv[0]} did not finish; its terminal: {bytes(terminal)!r}")
             watched = list(streams) + ([master] if master_open else [])
             ready, _, _ = select.select(watched, [], [], min(remaining, 0.5))
@@ -118,8 +121,6 @@ def run_on_tty(
                 break
         returncode = process.wait(timeout=max(deadline - time.monotonic(), 1))
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        kill_process(process)  # and its session's process group, on any failure
         os.close(master)
     return TtyResult(returncode, b"".join(stdout_chunks), b"".join(stderr_chunks), bytes(terminal))

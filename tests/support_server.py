@@ -34,6 +34,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support_process import kill_process, popen
+
 _TIPRELAY = Path(sys.executable).with_name("tiprelay")
 _START_TIMEOUT_SECONDS = 30.0
 _STOP_TIMEOUT_SECONDS = 10.0
@@ -160,7 +162,7 @@ class RelayServer:
         env.update(self.env)
         log_file = self.log_path.open("ab")
         self._log_file = log_file
-        self.proc = subprocess.Popen(
+        self.proc = popen(  # default signal dispositions, however the suite was started
             [str(_TIPRELAY), "serve", "--config", str(self.config_path)],
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -175,6 +177,7 @@ class RelayServer:
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self._close_log()
                 raise RuntimeError(
                     f"tiprelay serve exited with {self.proc.returncode}:\n{self.log_text()}"
                 )
@@ -199,15 +202,13 @@ class RelayServer:
             try:
                 self.proc.wait(timeout=_STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                kill_process(self.proc)
         self._close_log()
 
     def kill(self) -> None:
         """SIGKILL at once, as a crash would."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None:
+            kill_process(self.proc)
         self._close_log()
 
     def reload_keys(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from relay.bundle import (
 from relay.container import build_archive
 from relay.crypto.encrypt import encrypt_bytes
 from relay.crypto.identities import X25519Identity
+from relay.files import NotARegularFileError, open_regular_file
 from relay.manifest import (
     BUNDLE_FORMAT,
     MANIFEST_NAME,
@@ -28,6 +30,7 @@ from relay.manifest import (
     read_manifest,
     write_manifest,
 )
+from tests.support_process import run
 from tests.support_reviewer import TIPRELAY
 
 DAY = "2026-03-04"
@@ -155,3 +158,43 @@ def test_damage_is_told_apart_from_a_foreign_key_and_from_damage_on_the_relay(
     assert outcomes[on_relay.id].status == "damaged"
     assert "already like this on the relay" in outcomes[on_relay.id].detail
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_fifo_or_link_in_place_of_an_age_file_is_refused_and_the_rest_decrypts(
+    tmp_path: Path,
+) -> None:
+    identity = X25519Identity.generate()
+    identity_file = tmp_path / "identity.txt"
+    identity_file.write_text(str(identity) + "\n")
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    fifo = _write_submission(bundle, 1, identity, "a pipe now")
+    linked = _write_submission(bundle, 2, identity, "a link now")
+    readable = _write_submission(bundle, 3, identity, "still readable")
+    (bundle / fifo.file_name).unlink()
+    os.mkfifo(bundle / fifo.file_name)
+    (bundle / linked.file_name).rename(tmp_path / "elsewhere.age")
+    (bundle / linked.file_name).symlink_to(tmp_path / "elsewhere.age")
+    write_manifest(bundle, [fifo, linked, readable])
+
+    result = run([TIPRELAY, "decrypt", "-i", identity_file, bundle, "-o", tmp_path / "out"],
+                 capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert f"WARNING: {fifo.id} refused: {fifo.file_name} is a named pipe (FIFO)" in result.stdout
+    assert f"WARNING: {linked.id} refused: {linked.file_name} is a symbolic link" in result.stdout
+    assert "1 of 3 submission(s) readable" in result.stdout
+    (folder,) = (tmp_path / "out").iterdir()
+    assert (folder / "message.txt").read_text() == "still readable"
+
+
+def test_open_regular_file_refuses_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "plain").write_bytes(b"data")
+    (tmp_path / "link").symlink_to(tmp_path / "plain")
+    with open_regular_file(tmp_path / "plain") as handle:
+        assert handle.read() == b"data"
+    for name, kind in (("pipe", "FIFO"), ("link", "symbolic link")):
+        with pytest.raises(NotARegularFileError, match=kind):
+            open_regular_file(tmp_path / name)
+    with pytest.raises(NotARegularFileError, match="character device"):
+        open_regular_file(Path("/dev/zero"))

@@ -27,6 +27,7 @@ from relay.crypto import stream
 from relay.crypto.decrypt import decrypt_bytes
 from relay.crypto.identities import X25519Identity, load_identity_file
 from relay.crypto.recipients import X25519Recipient
+from tests.support_process import run, spawned
 
 TIPRELAY = str(Path(sys.executable).with_name("tiprelay"))
 CHUNK = 64 * 1024
@@ -39,7 +40,7 @@ def tiprelay(
     *args: str | Path, stdin: bytes = b"", cwd: Path | None = None
 ) -> subprocess.CompletedProcess[bytes]:
     """Run the console script without a controlling terminal (like cron or a pipeline)."""
-    return subprocess.run(
+    return run(
         [TIPRELAY, *map(str, args)], input=stdin, capture_output=True, cwd=cwd,
         start_new_session=True, timeout=120, check=False,
     )
@@ -386,21 +387,21 @@ def test_interrupted_encrypt_leaves_no_partial_file(
     _, recipient = reviewer
     out = tmp_path / "out"
     out.mkdir()
-    process = subprocess.Popen(
-        [TIPRELAY, "encrypt", "-r", recipient, "-o", out / "tip.age"],
-        stdin=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    assert process.stdin is not None
-    process.stdin.write(os.urandom(3 * CHUNK))
-    process.stdin.flush()
-    deadline = time.monotonic() + 30
-    while not listing(out) and time.monotonic() < deadline:  # the temporary file exists
-        time.sleep(0.02)
-    assert listing(out), "encrypt never started writing"
-    time.sleep(0.2)
-    process.send_signal(sig)
-    returncode = process.wait(timeout=30)
-    process.stdin.close()
+    # spawned(): SIGINT & co. at their defaults in the child even when this suite was
+    # started with them ignored (nohup, `cmd &`), and the child killed if the test fails.
+    with spawned([TIPRELAY, "encrypt", "-r", recipient, "-o", out / "tip.age"],
+                 stdin=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                 start_new_session=True) as process:
+        assert process.stdin is not None
+        process.stdin.write(os.urandom(3 * CHUNK))
+        process.stdin.flush()
+        deadline = time.monotonic() + 30
+        while not listing(out) and time.monotonic() < deadline:  # the temporary file exists
+            time.sleep(0.02)
+        assert listing(out), "encrypt never started writing"
+        time.sleep(0.2)
+        process.send_signal(sig)
+        returncode = process.wait(timeout=30)
     assert returncode != 0
     assert listing(out) == []
 
@@ -417,7 +418,7 @@ _MEASURE = (
 
 def _peak_rss_kib(argv: list[str], stdin: Path, stdout: Path) -> int:
     """Peak resident memory of one fresh tiprelay process, in KiB."""
-    done = subprocess.run(
+    done = run(
         [sys.executable, "-c", _MEASURE, str(stdin), str(stdout), *argv],
         capture_output=True, text=True, check=True, timeout=300,
     )

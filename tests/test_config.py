@@ -102,6 +102,11 @@ def test_environment_overrides_file_with_typed_values(tmp_path: Path):
         ("TIPRELAY_DEFAULT_LANGUAGE", "de"),
         ("TIPRELAY_ONION_ADDRESS", "http://example.onion"),
         ("TIPRELAY_UPLOAD_EXPIRY_HOURS", ""),
+        # Other scripts' digits: int() reads them, the config must not.
+        ("TIPRELAY_PORT", "٨٠٨٠"),
+        ("TIPRELAY_RETENTION_DAYS", "３"),
+        ("TIPRELAY_MAX_MESSAGE_BYTES", "１ MiB"),
+        ("TIPRELAY_PORT", "80²"),
     ],
 )
 def test_bad_environment_value_is_refused_naming_the_setting(variable: str, value: str):

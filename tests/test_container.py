@@ -34,6 +34,7 @@ from relay.crypto.encrypt import encrypt_bytes
 from relay.crypto.identities import X25519Identity
 from relay.crypto.padding import padme_length
 from relay.errors import ArchiveTooLargeError, ContainerError, LimitExceededError
+from tests.support_process import run, spawned
 
 DAY = "2026-11-25"
 HYPOTHESIS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -400,12 +401,9 @@ def test_stock_age_and_tar_read_an_encrypted_submission(tmp_path: Path) -> None:
     stock_out, ours_out = tmp_path / "stock", tmp_path / "ours"
     stock_out.mkdir()
 
-    age = subprocess.Popen(
-        ["age", "-d", "-i", str(identity_path), str(sealed)], stdout=subprocess.PIPE
-    )
-    with age, age.stdout:
-        subprocess.run(["tar", "-xf", "-", "-C", str(stock_out)], stdin=age.stdout, check=True)
-    assert age.returncode == 0
+    with spawned(["age", "-d", "-i", identity_path, sealed], stdout=subprocess.PIPE) as age:
+        run(["tar", "-xf", "-", "-C", stock_out], stdin=age.stdout, check=True, timeout=60)
+        assert age.wait(timeout=60) == 0
     with sealed.open("rb") as source:
         extract_submission(open_decrypted(source, [identity]), ours_out)
 

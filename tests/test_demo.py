@@ -4,7 +4,6 @@ whose printed commands really read what was submitted."""
 from __future__ import annotations
 
 import asyncio
-import shlex
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.support_forms import FilePart, Form, submit_form
+from tests.support_process import kill_process, popen, run
 from tests.support_server import free_port
 
 TIPRELAY = Path(sys.executable).with_name("tiprelay")
@@ -20,29 +20,32 @@ TIPRELAY = Path(sys.executable).with_name("tiprelay")
 
 def start_demo(directory: Path, port: int, output: Path) -> subprocess.Popen[bytes]:
     with output.open("wb") as log:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [str(TIPRELAY), "demo", "--dir", str(directory), "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT,
+        process = popen(
+            [TIPRELAY, "demo", "--dir", directory, "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, output.read_text()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    raise AssertionError("the demo did not start:\n" + output.read_text())
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert process.poll() is None, output.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    return process
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the demo did not start:\n" + output.read_text())
+    except BaseException:
+        kill_process(process)
+        raise
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a person stops the demo (SIGKILL if that does not do it)."""
     process.send_signal(signal.SIGINT)
     try:
         process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    finally:
+        kill_process(process)
 
 
 def test_demo_sets_up_a_labelled_relay_and_its_printed_stock_commands_read_submissions(
@@ -68,7 +71,7 @@ def test_demo_sets_up_a_labelled_relay_and_its_printed_stock_commands_read_submi
 
     # The stock-tools loop, exactly as printed.
     loop = printed[printed.index("  for blob in"): printed.index("  done") + len("  done")]
-    subprocess.run(["bash", "-c", loop], check=True, capture_output=True)
+    run(["bash", "-c", loop], check=True, capture_output=True)
     (extracted,) = (directory / "stock").iterdir()
     assert (extracted / "message.txt").read_text() == "тест демо"
     assert (extracted / "files" / "файл.txt").read_bytes() == b"demo bytes"
@@ -85,22 +88,28 @@ def test_demo_run_again_keeps_its_keys(tmp_path: Path) -> None:
     assert (directory / "reviewer.key").read_text() == api_key
 
 
-def test_demo_printed_pull_and_decrypt_commands_work(tmp_path: Path) -> None:
-    directory = tmp_path / "demo"
+def test_demo_printed_pull_and_decrypt_commands_work_as_printed_without_the_venv_on_path(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "demo dir"
     port = free_port()
+    elsewhere = tmp_path / "a fresh shell"
+    elsewhere.mkdir()
     process = start_demo(directory, port, tmp_path / "out.txt")
     try:
         form = Form(message="read me via pull", files=[FilePart("a.txt", b"pulled")])
         assert asyncio.run(submit_form(port, form)).status == 303
         printed = (tmp_path / "out.txt").read_text()
         commands = [line.strip() for line in printed.splitlines()
-                    if line.strip().startswith(("tiprelay pull", "tiprelay decrypt"))]
-        assert len(commands) == 2
+                    if " pull --server " in line or " decrypt -i " in line]
+        assert len(commands) == 2, printed
+        # A fresh login shell: no venv on PATH, somewhere else.
+        clean_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
+        assert not (Path("/usr/bin/tiprelay").exists() or Path("/bin/tiprelay").exists())
         for command in commands:
-            arguments = shlex.split(command)
-            result = subprocess.run([str(TIPRELAY), *arguments[1:]], capture_output=True,
-                                    text=True, timeout=60)
-            assert result.returncode == 0, result.stderr
+            result = run(["/bin/bash", "-c", command], env=clean_env, cwd=elsewhere,
+                         capture_output=True, text=True, timeout=60)
+            assert result.returncode == 0, (command, result.stderr)
     finally:
         stop(process)
     messages = [p.read_text() for p in (directory / "plaintext").rglob("message.txt")]

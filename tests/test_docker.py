@@ -8,6 +8,7 @@ never skipped: if Docker cannot run here, it fails and says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support_process import popen
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE_SCRIPT = REPO / "tests" / "docker_smoke.sh"
@@ -46,7 +49,7 @@ def _run_smoke_script() -> tuple[int, str, str]:
     SIGTERM reaches the script and the dockerd it started, so its cleanup runs
     (a plain kill of bash would leave dockerd running).
     """
-    proc = subprocess.Popen(
+    proc = popen(  # default signal dispositions: its SIGTERM trap must work under nohup too
         ["bash", str(SMOKE_SCRIPT)],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -65,6 +68,10 @@ def _run_smoke_script() -> tuple[int, str, str]:
             os.killpg(proc.pid, signal.SIGKILL)
             stdout, stderr = proc.communicate()
         stderr += "\n(stopped: the smoke script ran out of time)"
+    except BaseException:  # interrupted or failed here: the script still cleans up
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        raise
     return proc.returncode, stdout, stderr
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from relay.crypto.signing import SigningKey
 from relay.files import file_sha256
 from relay.manifest import MANIFEST_NAME, read_manifest
 from relay.pull import PullError, pull_bundle
+from tests.support_process import kill_process, popen, spawned
 from tests.support_reviewer import (
     TIPRELAY,
     Socks5Proxy,
@@ -338,23 +341,31 @@ def test_pull_with_an_unlisted_key_fails_clearly_and_writes_no_bundle_entries(
 
 def test_pull_shows_a_progress_bar_on_a_terminal_only(workflow: Workflow, tmp_path: Path) -> None:
     master, slave = os.openpty()
-    process = subprocess.Popen(
-        [TIPRELAY, "pull", "--server", workflow.relay.url, "--key", str(workflow.alice_key_path),
-         "-o", str(tmp_path / "bundle")],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
-    )
-    os.close(slave)
-    terminal = bytearray()
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        terminal += data
-    os.close(master)
-    stdout, _ = process.communicate(timeout=60)
+    try:
+        with spawned(
+            [TIPRELAY, "pull", "--server", workflow.relay.url, "--key", workflow.alice_key_path,
+             "-o", tmp_path / "bundle"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+        ) as process:
+            os.close(slave)
+            slave = -1
+            terminal = bytearray()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if not select.select([master], [], [], 1)[0]:
+                    continue
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not data:
+                    break
+                terminal += data
+            stdout, _ = process.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
     assert process.returncode == 0
     assert b"Pulling" in terminal and b"100%" in terminal
     assert b"Pulling" not in stdout and b"3 new submission(s)" in stdout
@@ -374,7 +385,6 @@ def test_a_relay_that_does_not_answer_is_retried_then_reported(tmp_path: Path) -
 def test_demo_pull_and_decrypt_give_back_three_submissions(tmp_path: Path) -> None:
     """The issue's walk-through: `tiprelay demo`, three submissions, pull, decrypt."""
     import signal
-    import time
     import urllib.request
 
     from tests.support_server import free_port
@@ -382,8 +392,8 @@ def test_demo_pull_and_decrypt_give_back_three_submissions(tmp_path: Path) -> No
     demo_dir, port = tmp_path / "demo", free_port()
     url = f"http://127.0.0.1:{port}"
     with (tmp_path / "demo.log").open("wb") as log:
-        demo = subprocess.Popen([TIPRELAY, "demo", "--dir", str(demo_dir), "--port", str(port)],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+        demo = popen([TIPRELAY, "demo", "--dir", demo_dir, "--port", str(port)],
+                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -404,7 +414,10 @@ def test_demo_pull_and_decrypt_give_back_three_submissions(tmp_path: Path) -> No
                      "-o", tmp_path / "bundle")
         finally:
             demo.send_signal(signal.SIGINT)
-            demo.wait(timeout=20)
+            try:
+                demo.wait(timeout=20)
+            finally:
+                kill_process(demo)
     tiprelay("decrypt", "-i", demo_dir / "identity.txt", tmp_path / "bundle",
              "-o", tmp_path / "out")
     assert decrypted_contents(tmp_path / "out") == expected_contents()

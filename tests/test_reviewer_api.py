@@ -220,3 +220,19 @@ def test_a_removed_reviewer_key_stops_working_after_sighup(tmp_path: Path) -> No
         assert signed(relay.url, "GET", LIST, alice).status == 200
     finally:
         relay.stop()
+
+
+@pytest.mark.parametrize(
+    "limit",
+    ["%C2%B2", "%D9%A3", "%EF%BC%93", "1%C2%B2", "", "-1", "+5", "1e3", "1001", "0" * 30, "%201"],
+    ids=["superscript-two", "arabic-indic-three", "fullwidth-three", "one-superscript-two",
+         "empty", "negative", "plus-sign", "exponent", "too-big", "many-zeros", "leading-space"],
+)
+def test_a_limit_that_is_not_plain_ascii_digits_gets_400_not_500(
+    relay: RelayServer, api_key: SigningKey, limit: str
+) -> None:
+    answer = signed(relay.url, "GET", f"{LIST}?limit={limit}", api_key)
+    assert answer.status == 400, answer
+    document = answer.json()
+    assert isinstance(document, dict)
+    assert "limit must be a whole number" in document["error"]

@@ -26,6 +26,7 @@ from relay.store import (
 )
 from tests import support_logcapture
 from tests.support_logcapture import CapturedLog
+from tests.support_process import kill_process, popen
 
 captured_log = support_logcapture.captured_log
 
@@ -388,7 +389,7 @@ while True:
 
 def _run_and_kill(code: str, data_dir: Path, acknowledgements: int) -> list[str]:
     """Run ``code`` in a child, SIGKILL it after enough acknowledgements; all of them."""
-    child = subprocess.Popen(
+    child = popen(
         [sys.executable, "-c", code, str(data_dir)],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -402,11 +403,11 @@ def _run_and_kill(code: str, data_dir: Path, acknowledgements: int) -> list[str]
             line = child.stdout.readline()
             assert line, "the child stopped early"
             lines.append(line.strip())
-    finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=30)
-    lines += child.stdout.read().split()
-    child.stdout.close()
+        lines += child.stdout.read().split()
+    finally:
+        kill_process(child)  # also when the child stopped early or a read failed
     return [line for line in lines if line]
 
 

@@ -131,3 +131,15 @@ def _termination_raises() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def no_core_dumps() -> None:
+    """Turn core dumps off before any secret is in memory; refuse to go on if that fails."""
+    from relay.process_hardening import CoreDumpError, disable_core_dumps
+
+    try:
+        warnings = disable_core_dumps()
+    except CoreDumpError as exc:
+        fail(str(exc), "Run it where core dumps can be switched off (ulimit -c 0), then again.")
+    for warning in warnings:
+        click.echo(f"tiprelay: warning: {warning}", err=True)

@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 import click
 
-from relay.cli.common import atomic_output, fail, passphrase_reader, user_errors
+from relay.cli.common import atomic_output, fail, no_core_dumps, passphrase_reader, user_errors
 from relay.crypto.decrypt import decrypt_stream
 from relay.crypto.encrypt import encrypt_stream
 from relay.crypto.errors import KeyFormatError
@@ -113,6 +113,7 @@ def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_fi
       tiprelay decrypt -i reviewer.identity -o tip.tar tip.age
       tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR
     """
+    no_core_dumps()  # before the identity or any plaintext is in memory
     with user_errors():
         identities = load_identities(identity_paths, passphrase_file)
         if input_path is not None and input_path.is_dir():

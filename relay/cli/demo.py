@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import click
 
-from relay.cli.common import fail
+from relay.cli.common import fail, no_core_dumps
 from relay.config import load_config
 from relay.crypto.identities import X25519Identity, parse_identity_file
 from relay.crypto.signing import SigningKey
@@ -69,6 +71,7 @@ def demo(directory: Path, port: int) -> None:
     Example:
       tiprelay demo --dir ./demo --port 8080
     """
+    no_core_dumps()  # the demo relay seals no-JS plaintext in memory too
     from relay.server.app import create_app, run_relay
 
     directory = directory.resolve()
@@ -138,9 +141,27 @@ def _write_secret(path: Path, text: str) -> None:
         file.write(text)
 
 
+def tiprelay_command() -> str:
+    """This very ``tiprelay`` as an absolute path, so that a printed command runs as printed.
+
+    ``./scripts/demo`` installs tiprelay into ``.venv/bin``, which is not on
+    PATH: a bare ``tiprelay`` would be "command not found".
+    """
+    invoked = sys.argv[0] if sys.argv else ""
+    if invoked and os.path.basename(invoked) == "tiprelay":
+        found = invoked if os.sep in invoked else shutil.which(invoked)
+        if found:
+            return str(Path(found).absolute())
+    beside_python = Path(sys.executable).with_name("tiprelay")
+    if beside_python.is_file() and os.access(beside_python, os.X_OK):
+        return str(beside_python.absolute())
+    return "tiprelay"
+
+
 def instructions(directory: Path, port: int) -> str:
     """What to open and the exact commands that read the submissions."""
     url = f"http://127.0.0.1:{port}"
+    tiprelay = shlex.quote(tiprelay_command())
     folder = shlex.quote(str(directory))
     identity = shlex.quote(str(directory / IDENTITY_FILE))
     key = shlex.quote(str(directory / API_KEY_FILE))
@@ -154,9 +175,9 @@ the submission; with JavaScript on, the browser does.)
 Read what was submitted, as a reviewer would:
 
   1. On the online machine, fetch the ciphertexts with the demo API key:
-       tiprelay pull --server {url} --key {key} -o {bundle}
+       {tiprelay} pull --server {url} --key {key} -o {bundle}
   2. On the offline machine, decrypt the bundle with the demo identity:
-       tiprelay decrypt -i {identity} {bundle} -o {plaintext}
+       {tiprelay} decrypt -i {identity} {bundle} -o {plaintext}
 
 Or with nothing but the stock age and tar tools, straight from the data folder:
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from relay.cli.common import fail
+from relay.cli.common import fail, no_core_dumps
 from relay.config import load_config
 from relay.errors import ConfigError, KeyringError, TiprelayError
 from relay.log import configure_logging
@@ -36,6 +36,8 @@ def serve(config_path: Path | None) -> None:
     Example:
       tiprelay serve --config /etc/tiprelay/relay.toml
     """
+    # No-JS plaintext passes through this process's memory: never into a core file.
+    no_core_dumps()
     # Imported here so that `tiprelay --help` stays fast and light.
     from relay.server.app import create_app, run_relay
 

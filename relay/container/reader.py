@@ -37,6 +37,7 @@ from relay.container.writer import (
     SEALED_BY_VALUES,
 )
 from relay.crypto.padding import padme_length
+from relay.digits import parse_ascii_decimal
 from relay.errors import ArchiveTooLargeError, ContainerError
 
 _CHUNK = 64 * 1024
@@ -320,9 +321,10 @@ def _checked_path(name: str) -> str:
 def _entry_size(header: tarformat.RawHeader, pax: dict[str, bytes]) -> int:
     if "size" not in pax:
         return header.size
-    if not pax["size"].isdigit() or len(pax["size"]) > 20:
+    size = parse_ascii_decimal(pax["size"], max_digits=20)
+    if size is None:
         raise ContainerError("The archive is damaged: a pax size is not a number.")
-    return int(pax["size"])
+    return size
 
 
 def _parse_meta(body: bytes, warnings: list[str]) -> dict[str, Any]:
@@ -351,5 +353,5 @@ def _meta_field_is_valid(key: str, value: object) -> bool:
     if not isinstance(value, str):
         return False
     if key == "day":
-        return re.fullmatch(r"\d{4}-\d\d-\d\d", value) is not None
+        return re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value) is not None
     return 0 < len(value) <= 35

@@ -25,6 +25,7 @@ A pax header (typeflag "x", name "././@PaxHeader") carries records
 
 from __future__ import annotations
 
+from relay.digits import parse_ascii_decimal
 from relay.errors import ContainerError
 
 BLOCK_SIZE = 512
@@ -157,9 +158,10 @@ def parse_pax_records(data: bytes) -> dict[str, bytes]:
             break
         space = data.find(b" ", position, position + 20)
         length_digits = data[position:space] if space > 0 else b""
-        if not length_digits.isdigit():
+        length = parse_ascii_decimal(length_digits, max_digits=20)
+        if length is None:
             raise ContainerError("The archive is damaged: a malformed pax header record.")
-        end = position + int(length_digits)
+        end = position + length
         record = data[space + 1 : end]
         if end > len(data) or not record.endswith(b"\n") or b"=" not in record:
             raise ContainerError("The archive is damaged: a malformed pax header record.")

@@ -41,7 +41,7 @@ META_PATH = "submission.json"
 SEALED_BY_VALUES = ("server", "browser")
 
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PADDING_CHUNK = bytes(64 * 1024)
 
 

@@ -23,7 +23,6 @@ from relay.server.problems import (
 from relay.server.rendering import LANGUAGE, render_page, request_language
 
 API_PREFIX = "/api/"
-STATIC_PREFIX = "/static/"
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -78,8 +77,11 @@ SECURITY_HEADERS: dict[str, str] = {
     "X-Robots-Tag": "noindex, nofollow",
 }
 
-STATIC_CACHE_CONTROL = "public, max-age=31536000, immutable"
-"""Static URLs carry a content hash (``?v=``), so a year-long cache is safe."""
+NO_CACHING = "no-store"
+"""For every response: a source's browser keeps no copy and no record of the relay."""
+
+VALIDATOR_HEADERS = (hdrs.ETAG, hdrs.LAST_MODIFIED)
+"""Never sent: a unique ETag, echoed back by the browser, would tag a returning visitor."""
 
 _log = get_logger("relay.server.middlewares")
 
@@ -90,10 +92,9 @@ async def add_security_headers(request: web.Request, response: web.StreamRespons
     """``on_response_prepare`` hook: the headers every response must carry."""
     response.headers.popall(hdrs.SERVER, None)
     response.headers.update(SECURITY_HEADERS)
-    if request.path.startswith(STATIC_PREFIX) and response.status < 400:
-        response.headers[hdrs.CACHE_CONTROL] = STATIC_CACHE_CONTROL
-    else:
-        response.headers.setdefault(hdrs.CACHE_CONTROL, "no-store")
+    response.headers[hdrs.CACHE_CONTROL] = NO_CACHING
+    for validator in VALIDATOR_HEADERS:
+        response.headers.popall(validator, None)
     onion_address = request.app[CONFIG].onion_address
     if onion_address and not request.path.startswith(API_PREFIX):
         response.headers["Onion-Location"] = onion_location(onion_address, request.path_qs)

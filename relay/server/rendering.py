@@ -48,7 +48,7 @@ def _environment(language: str) -> jinja2.Environment:
 
 
 def static_url(name: str) -> str:
-    """``/static/<name>?v=<hash of its contents>`` (cache busting for a long cache)."""
+    """``/static/<name>?v=<hash of its contents>`` (a new URL whenever the file changes)."""
     return f"/static/{name}?v={_content_hash(STATIC_DIR / name)}"
 
 

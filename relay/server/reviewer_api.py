@@ -17,6 +17,7 @@ from typing import BinaryIO
 
 from aiohttp import hdrs, web
 
+from relay.digits import parse_ascii_decimal
 from relay.log import get_logger
 from relay.server.appkeys import STORE
 from relay.server.reviewer_auth import (
@@ -54,9 +55,9 @@ async def list_submissions(request: web.Request) -> web.StreamResponse:
     if after is not None and not _SUBMISSION_ID.fullmatch(after):
         return _json_error(400, "after must be a submission id (32 hex digits)")
     limit_text = request.query.get("limit", str(DEFAULT_PAGE_SIZE))
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+    limit = parse_ascii_decimal(limit_text, max_digits=len(str(MAX_PAGE_SIZE)))
+    if limit is None or not 1 <= limit <= MAX_PAGE_SIZE:
         return _json_error(400, f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}")
-    limit = int(limit_text)
     store = request.app[STORE]
     records = await asyncio.to_thread(store.list, after, limit)
     page = [

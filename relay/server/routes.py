@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay.server.rendering import STATIC_DIR
 from relay.server.source_views import RECEIVED_PATH, health, submission_form, submission_received
+from relay.server.static_files import STATIC_ROUTE, static_file
 from relay.server.submit import submit
 
 
@@ -15,4 +15,5 @@ def setup_source_routes(app: web.Application) -> None:
     app.router.add_get(RECEIVED_PATH, submission_received)
     app.router.add_post("/submit", submit)
     app.router.add_get("/healthz", health)
-    app.router.add_static("/static/", STATIC_DIR, show_index=False, follow_symlinks=False)
+    # Not add_static: it sends ETag/Last-Modified and answers 304 (see static_files).
+    app.router.add_get(STATIC_ROUTE, static_file)
