@@ -77,6 +77,8 @@ class _UploadState:
         return self.locks.setdefault(upload_id, asyncio.Lock())
 
     def release(self, upload_id: str) -> None:
+        """Forget the upload's lock once nobody holds it (call after releasing it),
+        so that the table holds only uploads with a request in flight."""
         lock = self.locks.get(upload_id)
         if lock is not None and not lock.locked():
             del self.locks[upload_id]
@@ -272,11 +274,13 @@ async def _locked(
         # The previous PATCH (perhaps from a connection that dropped) is still
         # being written; tus clients retry 423 after a short wait.
         return _refusal(423, "This upload is busy with another request; retry shortly.")
-    async with lock:
-        try:
+    try:
+        async with lock:
             return await action()
-        finally:
-            state.release(upload_id)
+    finally:
+        # Only now is the lock free: released inside the block, every request
+        # (even for an id that does not exist) left an entry behind for good.
+        state.release(upload_id)
 
 
 async def _patch_locked(request: web.Request, upload_id: str, offset: int) -> web.Response:
