@@ -72,6 +72,9 @@ class Config:
     max_concurrent_submissions: int
     upload_chunk_bytes: int
     max_open_uploads: int
+    upload_start_seconds: int
+    upload_idle_seconds: int
+    upload_disk_claim_bytes: int
     request_timeout_seconds: int
     signature_max_age_seconds: int
     log_format: LogFormat
@@ -175,6 +178,9 @@ _PARSERS: dict[str, _Parser] = {
     "max_concurrent_submissions": lambda v, _: _integer(v, 1, 10_000),
     "upload_chunk_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_open_uploads": lambda v, _: _integer(v, 1, 1_000_000),
+    "upload_start_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
+    "upload_idle_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
+    "upload_disk_claim_bytes": lambda v, _: _size(v, 0),
     "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),
