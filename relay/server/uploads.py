@@ -224,14 +224,15 @@ async def create_upload(request: web.Request) -> web.Response:
     # Bounded cost: every unfinished upload holds a file and a row, so their
     # number is capped; but a claim that receives no bytes must not lock real
     # sources out, so it gives way to a new upload (see upload_claims).
+    # Checked first, so that an upload refused for want of disk evicts nobody.
+    if _free_bytes_after_reserve(request) < state.claims.reserved_bytes(state.is_busy) + length:
+        return _refusal(507, "The relay is running out of storage space; try again later.")
     open_count, _ = await asyncio.to_thread(store.open_uploads)
     if open_count >= config.max_open_uploads:
         needed = open_count - config.max_open_uploads + 1
         if await _evict_for_new_upload(request.app, needed) < needed:
             activity.count("upload_refused_busy")
             return _refusal(503, "Too many uploads are in progress; try again in a few minutes.")
-    if _free_bytes_after_reserve(request) < state.claims.reserved_bytes(state.is_busy) + length:
-        return _refusal(507, "The relay is running out of storage space; try again later.")
     record = await asyncio.to_thread(store.create_upload, length)
     state.claims.track(record.id, length, 0)
     activity.count("upload_created")
