@@ -74,6 +74,7 @@ class Config:
     max_open_uploads: int
     upload_start_seconds: int
     upload_idle_seconds: int
+    upload_min_bytes_per_second: int
     upload_disk_claim_bytes: int
     request_timeout_seconds: int
     signature_max_age_seconds: int
@@ -180,6 +181,7 @@ _PARSERS: dict[str, _Parser] = {
     "max_open_uploads": lambda v, _: _integer(v, 1, 1_000_000),
     "upload_start_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "upload_idle_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
+    "upload_min_bytes_per_second": lambda v, _: _size(v, 0),
     "upload_disk_claim_bytes": lambda v, _: _size(v, 0),
     "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),

@@ -236,11 +236,11 @@ def test_uploads_receiving_bytes_are_capped_in_number_and_freed_by_termination(
     tmp_path: Path,
 ) -> None:
     with running_relay(tmp_path / "relay", {"max_open_uploads": 2}) as relay:
-        first = create(relay, 1000)
-        second = create(relay, 1000)
-        assert patch(relay, first, 0, b"x" * 10)[0] == 204
-        assert patch(relay, second, 0, b"x" * 10)[0] == 204
-        # Both have received bytes just now: neither gives way to a new upload.
+        first = create(relay, 1 << 20)
+        second = create(relay, 1 << 20)
+        assert patch(relay, first, 0, b"x" * 65536)[0] == 204
+        assert patch(relay, second, 0, b"x" * 65536)[0] == 204
+        # Both are receiving bytes at a good rate: neither gives way to a new upload.
         status, _, body = request(
             relay, "POST", "/api/v1/uploads", {**TUS, "Upload-Length": "1000"}
         )
@@ -257,7 +257,7 @@ def test_uploads_receiving_bytes_cannot_claim_more_disk_than_is_free(tmp_path: P
     settings = {"disk_reserve_bytes": free - 300 * 1024 * 1024, "max_submission_bytes": 1 << 30}
     with running_relay(tmp_path / "relay", settings) as relay:
         first = create(relay, 200 * 1024 * 1024)
-        assert patch(relay, first, 0, b"x" * 1024)[0] == 204
+        assert patch(relay, first, 0, b"x" * 65536)[0] == 204
         status, _, body = request(
             relay, "POST", "/api/v1/uploads", {**TUS, "Upload-Length": str(200 * 1024 * 1024)}
         )

@@ -231,9 +231,12 @@ def _never_busy(_: str) -> bool:
     return False
 
 
+_NO_RATE = {"start_seconds": 60, "idle_seconds": 30, "min_bytes_per_second": 0}
+
+
 def test_unstarted_uploads_go_first_then_paused_ones_and_progressing_ones_never() -> None:
     clock = _Clock()
-    claims = UploadClaims(start_seconds=60, idle_seconds=30, disk_claim_bytes=10**9, clock=clock)
+    claims = UploadClaims(**_NO_RATE, disk_claim_bytes=10**9, clock=clock)
     claims.track("paused", 100, 0)
     claims.record_progress("paused", 10)
     clock.now += 1
@@ -252,7 +255,7 @@ def test_unstarted_uploads_go_first_then_paused_ones_and_progressing_ones_never(
 
 def test_only_progressing_uploads_reserve_disk_and_together_at_most_the_budget() -> None:
     clock = _Clock()
-    claims = UploadClaims(start_seconds=60, idle_seconds=30, disk_claim_bytes=150, clock=clock)
+    claims = UploadClaims(**_NO_RATE, disk_claim_bytes=150, clock=clock)
     claims.track("claim", 10**9, 0)
     assert claims.reserved_bytes(_never_busy) == 0
     claims.track("a", 100, 0)
@@ -266,9 +269,29 @@ def test_only_progressing_uploads_reserve_disk_and_together_at_most_the_budget()
     assert claims.reserved_bytes(lambda upload_id: upload_id == "a") == 60
 
 
+def test_a_byte_now_and_then_does_not_keep_an_upload_progressing() -> None:
+    clock = _Clock()
+    claims = UploadClaims(
+        start_seconds=60,
+        idle_seconds=30,
+        min_bytes_per_second=10,
+        disk_claim_bytes=10**9,
+        clock=clock,
+    )
+    claims.track("trickle", 1000, 0)
+    claims.record_progress("trickle", 100)  # enough for 10 seconds at 10 bytes/s
+    clock.now += 9
+    assert claims.eviction_order(_never_busy) == []
+    assert claims.reserved_bytes(_never_busy) == 900
+    clock.now += 2
+    claims.record_progress("trickle", 101)  # a recent byte, but 101 bytes in 11 s
+    assert claims.eviction_order(_never_busy) == ["trickle"]
+    assert claims.reserved_bytes(_never_busy) == 0
+
+
 def test_claims_that_never_start_are_named_for_deletion_and_the_store_is_followed() -> None:
     clock = _Clock()
-    claims = UploadClaims(start_seconds=60, idle_seconds=30, disk_claim_bytes=0, clock=clock)
+    claims = UploadClaims(**_NO_RATE, disk_claim_bytes=0, clock=clock)
     claims.track("claim", 10, 0)
     claims.track("started", 10, 0)
     claims.record_progress("started", 1)
@@ -332,12 +355,13 @@ def test_under_pressure_a_paused_upload_gives_way_but_one_receiving_bytes_does_n
 ) -> None:
     settings = {"max_open_uploads": 1, "upload_idle_seconds": 2}
     with running_relay(tmp_path / "relay", settings) as relay:
-        paused = _new_upload(relay, 1000)
+        paused = _new_upload(relay, 1 << 20)
         assert _send(relay, paused, 0, b"x" * 10).status == 204
         time.sleep(2.5)
-        receiving = _new_upload(relay, 1000)
+        receiving = _new_upload(relay, 1 << 20)
         assert _head_status(relay, paused) == 404
-        assert _send(relay, receiving, 0, b"x" * 10).status == 204
+        # 64 KiB at once: a rate far above upload_min_bytes_per_second.
+        assert _send(relay, receiving, 0, b"x" * 65536).status == 204
         refused = _request(relay, "POST", "/api/v1/uploads", {**TUS, "Upload-Length": "10"})
         assert refused.status == 503
         assert _head_status(relay, receiving) == 200

@@ -12,13 +12,15 @@ So what an unfinished upload may hold depends on whether bytes arrive:
   after creating, so only a flood of about ``max_open_uploads`` creates in
   that instant can push a real upload out (it then fails with 404).
 - **Progressing** (a PATCH is streaming into it, or bytes arrived within
-  ``upload_idle_seconds``): keeps its slot, and the bytes it still announces
-  are reserved on disk, all progressing uploads together at most
-  ``upload_disk_claim_bytes``.
-- **Paused** (started, then idle longer than ``upload_idle_seconds``: the Tor
-  circuit dropped): keeps its bytes and can be resumed until it expires, but
-  when every slot is taken it is evicted to admit a new upload, least recently
-  active first, after the unstarted ones.
+  ``upload_idle_seconds`` and, since it was created, at least
+  ``upload_min_bytes_per_second`` on average): keeps its slot, and the bytes
+  it still announces are reserved on disk, all progressing uploads together
+  at most ``upload_disk_claim_bytes``. The average rate makes holding a slot
+  cost bandwidth: a byte now and then does not keep one.
+- **Paused** (started, but not progressing: the Tor circuit dropped): keeps
+  its bytes and can be resumed until it expires, but when every slot is taken
+  it is evicted to admit a new upload, least recently active first, after the
+  unstarted ones.
 
 Activity times live only here, in memory, on the monotonic clock: nothing
 stored may carry a time of day. After a restart every upload counts as
@@ -51,11 +53,13 @@ class UploadClaims:
         *,
         start_seconds: float,
         idle_seconds: float,
+        min_bytes_per_second: float,
         disk_claim_bytes: int,
         clock: Clock = time.monotonic,
     ) -> None:
         self.start_seconds = start_seconds
         self.idle_seconds = idle_seconds
+        self.min_bytes_per_second = min_bytes_per_second
         self.disk_claim_bytes = disk_claim_bytes
         self._clock = clock
         self._uploads: dict[str, _Activity] = {}
@@ -130,4 +134,7 @@ class UploadClaims:
     def _is_progressing(self, upload_id: str, activity: _Activity, is_busy: IsBusy) -> bool:
         if is_busy(upload_id):
             return True
-        return activity.received > 0 and self._clock() - activity.last_active < self.idle_seconds
+        now = self._clock()
+        if activity.received == 0 or now - activity.last_active >= self.idle_seconds:
+            return False
+        return activity.received >= self.min_bytes_per_second * (now - activity.created)

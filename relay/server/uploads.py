@@ -111,6 +111,7 @@ def setup_uploads(app: web.Application) -> None:
         UploadClaims(
             start_seconds=config.upload_start_seconds,
             idle_seconds=config.upload_idle_seconds,
+            min_bytes_per_second=config.upload_min_bytes_per_second,
             disk_claim_bytes=config.upload_disk_claim_bytes,
         )
     )
