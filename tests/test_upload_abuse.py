@@ -247,6 +247,10 @@ def test_unstarted_uploads_go_first_then_paused_ones_and_progressing_ones_never(
     claims.track("progressing", 100, 0)
     claims.record_progress("progressing", 5)
     assert claims.eviction_order(_never_busy) == ["old-claim", "new-claim", "paused"]
+    assert not claims.may_evict("progressing", _never_busy)
+    claims.record_progress("old-claim", 50)  # it started after the order was made
+    assert not claims.may_evict("old-claim", _never_busy)
+    assert claims.may_evict("new-claim", _never_busy) and claims.may_evict("paused", _never_busy)
     assert claims.eviction_order(lambda upload_id: upload_id == "old-claim") == [
         "new-claim",
         "paused",

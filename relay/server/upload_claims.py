@@ -122,6 +122,14 @@ class UploadClaims:
         ]
         return [upload_id for _, upload_id in sorted(unstarted) + sorted(paused)]
 
+    def may_evict(self, upload_id: str, is_busy: IsBusy) -> bool:
+        """Whether the upload is still unstarted or paused (it may have moved on since
+        ``eviction_order`` listed it)."""
+        activity = self._uploads.get(upload_id)
+        if activity is None or is_busy(upload_id):
+            return False
+        return activity.received == 0 or not self._is_progressing(upload_id, activity, is_busy)
+
     def never_started(self, is_busy: IsBusy) -> list[str]:
         """Uploads that received no byte within ``start_seconds`` of their creation."""
         deadline = self._clock() - self.start_seconds

@@ -480,7 +480,7 @@ async def _evict_for_new_upload(app: web.Application, needed: int) -> int:
     for upload_id in state.claims.eviction_order(state.is_busy):
         if freed >= needed:
             break
-        if not state.is_busy(upload_id) and await _evict(app, upload_id):
+        if state.claims.may_evict(upload_id, state.is_busy) and await _evict(app, upload_id):
             freed += 1
             activity.count("upload_evicted_for_new")
     return freed
