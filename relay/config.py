@@ -75,10 +75,14 @@ class Config:
     max_receiving_memory_bytes: int
     upload_chunk_bytes: int
     max_open_uploads: int
-    request_timeout_seconds: int
-    upload_idle_timeout_seconds: int
-    upload_rate_grace_seconds: int
+    upload_start_seconds: int
+    upload_idle_seconds: int
     upload_min_bytes_per_second: int
+    upload_disk_claim_bytes: int
+    request_timeout_seconds: int
+    submit_idle_timeout_seconds: int
+    submit_rate_grace_seconds: int
+    submit_min_bytes_per_second: int
     connection_idle_timeout_seconds: int
     signature_max_age_seconds: int
     log_format: LogFormat
@@ -184,10 +188,14 @@ _PARSERS: dict[str, _Parser] = {
     "max_receiving_memory_bytes": lambda v, _: _size(v, 4 * 1024 * 1024),
     "upload_chunk_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_open_uploads": lambda v, _: _integer(v, 1, 1_000_000),
-    "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
-    "upload_idle_timeout_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
-    "upload_rate_grace_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
+    "upload_start_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
+    "upload_idle_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "upload_min_bytes_per_second": lambda v, _: _size(v, 0),
+    "upload_disk_claim_bytes": lambda v, _: _size(v, 0),
+    "request_timeout_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
+    "submit_idle_timeout_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
+    "submit_rate_grace_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
+    "submit_min_bytes_per_second": lambda v, _: _size(v, 0),
     "connection_idle_timeout_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),

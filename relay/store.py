@@ -778,6 +778,15 @@ class SubmissionStore:
             ).fetchone()
         return int(row[0]), int(row[1])
 
+    def list_open_uploads(self) -> Sequence[tuple[str, int, int]]:
+        """Unexpired uploads: (id, length, offset) of each."""
+        with self._database() as db:
+            rows = db.execute(
+                'SELECT id, length, "offset" FROM uploads WHERE expires_day_hour > ?',
+                [_current_hour()],
+            ).fetchall()
+        return [(str(row[0]), int(row[1]), int(row[2])) for row in rows]
+
     def purge_expired_uploads(self) -> int:
         """Delete uploads past their expiry hour; how many."""
         with self._database() as db:

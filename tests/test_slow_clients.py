@@ -26,9 +26,9 @@ from tests.support_server import RelayServer, running_relay
 
 PACE_SETTINGS = {
     "default_language": "en",
-    "upload_idle_timeout_seconds": 2,
-    "upload_rate_grace_seconds": 2,
-    "upload_min_bytes_per_second": "8 KiB",
+    "submit_idle_timeout_seconds": 2,
+    "submit_rate_grace_seconds": 2,
+    "submit_min_bytes_per_second": "8 KiB",
     "connection_idle_timeout_seconds": 3,
 }
 SLOW_CLIENT_MAX_SECONDS = 15.0
@@ -232,7 +232,7 @@ def test_a_20_kb_per_second_upload_longer_than_the_grace_period_is_stored(
 
     started = time.monotonic()
     response = asyncio.run(at_20_kb_per_second())
-    assert time.monotonic() - started > PACE_SETTINGS["upload_rate_grace_seconds"]  # type: ignore[operator]
+    assert time.monotonic() - started > PACE_SETTINGS["submit_rate_grace_seconds"]  # type: ignore[operator]
     assert response is not None and response.status == 303
     assert stored_file(relay, "steady", "scan.bin") == data
 

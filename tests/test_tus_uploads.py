@@ -232,12 +232,15 @@ def test_creation_needs_the_tus_version_and_a_length_within_the_cap(relay: Relay
     assert_nothing_left(relay)
 
 
-def test_unfinished_uploads_are_capped_in_number_and_freed_by_termination(
+def test_uploads_receiving_bytes_are_capped_in_number_and_freed_by_termination(
     tmp_path: Path,
 ) -> None:
     with running_relay(tmp_path / "relay", {"max_open_uploads": 2}) as relay:
-        first = create(relay, 1000)
-        create(relay, 1000)
+        first = create(relay, 1 << 20)
+        second = create(relay, 1 << 20)
+        assert patch(relay, first, 0, b"x" * 65536)[0] == 204
+        assert patch(relay, second, 0, b"x" * 65536)[0] == 204
+        # Both are receiving bytes at a good rate: neither gives way to a new upload.
         status, _, body = request(
             relay, "POST", "/api/v1/uploads", {**TUS, "Upload-Length": "1000"}
         )
@@ -247,13 +250,14 @@ def test_unfinished_uploads_are_capped_in_number_and_freed_by_termination(
         create(relay, 1000)
 
 
-def test_unfinished_uploads_cannot_claim_more_disk_than_is_free(tmp_path: Path) -> None:
-    # Leave 300 MiB above the reserve: one 200 MiB upload fits; a second would
-    # not, although it is empty when created.
+def test_uploads_receiving_bytes_cannot_claim_more_disk_than_is_free(tmp_path: Path) -> None:
+    # Leave 300 MiB above the reserve: one 200 MiB upload that is receiving
+    # bytes claims what it still needs; a second would not fit next to it.
     free = shutil.disk_usage(tmp_path).free
     settings = {"disk_reserve_bytes": free - 300 * 1024 * 1024, "max_submission_bytes": 1 << 30}
     with running_relay(tmp_path / "relay", settings) as relay:
-        create(relay, 200 * 1024 * 1024)
+        first = create(relay, 200 * 1024 * 1024)
+        assert patch(relay, first, 0, b"x" * 65536)[0] == 204
         status, _, body = request(
             relay, "POST", "/api/v1/uploads", {**TUS, "Upload-Length": str(200 * 1024 * 1024)}
         )

@@ -49,9 +49,9 @@ class PaceLimits:
     @classmethod
     def from_config(cls, config: Config) -> PaceLimits:
         return cls(
-            idle_seconds=config.upload_idle_timeout_seconds,
-            grace_seconds=config.upload_rate_grace_seconds,
-            min_bytes_per_second=config.upload_min_bytes_per_second,
+            idle_seconds=config.submit_idle_timeout_seconds,
+            grace_seconds=config.submit_rate_grace_seconds,
+            min_bytes_per_second=config.submit_min_bytes_per_second,
             total_seconds=config.request_timeout_seconds,
         )
 

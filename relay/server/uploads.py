@@ -14,7 +14,10 @@ termination and expiration extensions:
 
 Partial uploads live in the store (a file in the data directory and a row in
 SQLite), so they survive a restart; expired ones are purged by a background
-task here. ``Upload-Metadata`` is ignored: it is never parsed, stored or logged
+task here. Which unfinished uploads may keep a slot and a claim on free disk,
+and which give way to a new one, is ``relay.server.upload_claims``'s policy
+(creating an upload costs a client nothing, so a claim alone holds little).
+``Upload-Metadata`` is ignored: it is never parsed, stored or logged
 (a client could put a file name in it).
 
 When the last byte arrives the file is checked (``upload_check``): it must be
@@ -45,6 +48,7 @@ from relay.fingerprint import recipient_set_fingerprint
 from relay.log import get_logger
 from relay.server.appkeys import CONFIG, KEYRING, STORE
 from relay.server.upload_check import UploadRejected, check_sealed_upload
+from relay.server.upload_claims import UploadClaims
 from relay.store import SubmissionRecord, UploadRecord
 
 UPLOADS_PATH = "/api/v1/uploads"
@@ -57,6 +61,7 @@ RECEIPT_HEADER = "Tiprelay-Receipt"
 APPEND_PIECE_BYTES = 1024 * 1024
 """How much of a PATCH body is gathered in memory before it is appended to disk."""
 PURGE_INTERVAL_SECONDS = 15 * 60.0
+"""At most this long between purges; more often when ``upload_start_seconds`` is short."""
 COMPLETED_MEMORY = 256
 """Finished uploads whose receipt is remembered (in memory only), for a client whose
 final PATCH response was lost: its HEAD then learns that the upload is complete."""
@@ -67,16 +72,25 @@ log = get_logger(__name__)
 
 
 class _UploadState:
-    """What the app holds in memory about uploads: per-upload locks, recent receipts."""
+    """What the app holds in memory about uploads: per-upload locks (only while a
+    request holds one), recent receipts, and the activity of unfinished uploads."""
 
-    def __init__(self) -> None:
+    def __init__(self, claims: UploadClaims) -> None:
         self.locks: dict[str, asyncio.Lock] = {}
         self.completed: OrderedDict[str, tuple[int, str]] = OrderedDict()
+        self.claims = claims
+
+    def is_busy(self, upload_id: str) -> bool:
+        """Whether a request is working on the upload right now."""
+        lock = self.locks.get(upload_id)
+        return lock is not None and lock.locked()
 
     def lock_for(self, upload_id: str) -> asyncio.Lock:
         return self.locks.setdefault(upload_id, asyncio.Lock())
 
     def release(self, upload_id: str) -> None:
+        """Forget the upload's lock once nobody holds it (call after releasing it),
+        so that the table holds only uploads with a request in flight."""
         lock = self.locks.get(upload_id)
         if lock is not None and not lock.locked():
             del self.locks[upload_id]
@@ -92,7 +106,15 @@ UPLOAD_STATE: web.AppKey[_UploadState] = web.AppKey("upload_state", _UploadState
 
 def setup_uploads(app: web.Application) -> None:
     """Add the tus endpoint, the recipients API and the purge task to ``app``."""
-    app[UPLOAD_STATE] = _UploadState()
+    config = app[CONFIG]
+    app[UPLOAD_STATE] = _UploadState(
+        UploadClaims(
+            start_seconds=config.upload_start_seconds,
+            idle_seconds=config.upload_idle_seconds,
+            min_bytes_per_second=config.upload_min_bytes_per_second,
+            disk_claim_bytes=config.upload_disk_claim_bytes,
+        )
+    )
     app.router.add_route("OPTIONS", UPLOADS_PATH, options_uploads)
     app.router.add_post(UPLOADS_PATH, create_upload)
     upload = app.router.add_resource(UPLOADS_PATH + "/{upload_id}")
@@ -199,15 +221,21 @@ async def create_upload(request: web.Request) -> web.Response:
         return _refusal(400, "An empty upload cannot be an encrypted submission.")
     # Upload-Metadata is deliberately not read: nothing a client puts there is kept.
     store = request.app[STORE]
-    # Bounded cost: every unfinished upload holds a file, a row and a claim on
-    # the disk, so both their number and the bytes they may still add are capped.
-    open_count, outstanding = await asyncio.to_thread(store.open_uploads)
-    if open_count >= config.max_open_uploads:
-        activity.count("upload_refused_busy")
-        return _refusal(503, "Too many uploads are in progress; try again in a few minutes.")
-    if _free_bytes_after_reserve(request) < outstanding + length:
+    state = request.app[UPLOAD_STATE]
+    # Bounded cost: every unfinished upload holds a file and a row, so their
+    # number is capped; but a claim that receives no bytes must not lock real
+    # sources out, so it gives way to a new upload (see upload_claims).
+    # Checked first, so that an upload refused for want of disk evicts nobody.
+    if _free_bytes_after_reserve(request) < state.claims.reserved_bytes(state.is_busy) + length:
         return _refusal(507, "The relay is running out of storage space; try again later.")
+    open_count, _ = await asyncio.to_thread(store.open_uploads)
+    if open_count >= config.max_open_uploads:
+        needed = open_count - config.max_open_uploads + 1
+        if await _evict_for_new_upload(request.app, needed) < needed:
+            activity.count("upload_refused_busy")
+            return _refusal(503, "Too many uploads are in progress; try again in a few minutes.")
     record = await asyncio.to_thread(store.create_upload, length)
+    state.claims.track(record.id, length, 0)
     activity.count("upload_created")
     return web.Response(
         status=201,
@@ -272,11 +300,13 @@ async def _locked(
         # The previous PATCH (perhaps from a connection that dropped) is still
         # being written; tus clients retry 423 after a short wait.
         return _refusal(423, "This upload is busy with another request; retry shortly.")
-    async with lock:
-        try:
+    try:
+        async with lock:
             return await action()
-        finally:
-            state.release(upload_id)
+    finally:
+        # Only now is the lock free: released inside the block, every request
+        # (even for an id that does not exist) left an entry behind for good.
+        state.release(upload_id)
 
 
 async def _patch_locked(request: web.Request, upload_id: str, offset: int) -> web.Response:
@@ -305,6 +335,7 @@ async def _patch_locked(request: web.Request, upload_id: str, offset: int) -> we
         # A client that sends more than it announced is broken or hostile: its
         # upload cannot be trusted, so nothing of it is kept.
         await asyncio.to_thread(request.app[STORE].delete_upload, upload_id)
+        request.app[UPLOAD_STATE].claims.forget(upload_id)
         activity.count("upload_rejected")
         return _refusal(413, "The body goes past the announced Upload-Length; upload deleted.")
     if new_offset < record.length:
@@ -331,6 +362,7 @@ async def _receive_body(
         if pending:
             offset = await asyncio.to_thread(store.append_upload, upload_id, offset, bytes(pending))
             pending.clear()
+            request.app[UPLOAD_STATE].claims.record_progress(upload_id, offset)
 
     try:
         async with asyncio.timeout_at(_loop_time(deadline)):
@@ -370,9 +402,11 @@ async def _complete(request: web.Request, upload_id: str, status: int) -> web.Re
         )
     except UploadRejected as rejected:
         await asyncio.to_thread(store.delete_upload, upload_id)
+        request.app[UPLOAD_STATE].claims.forget(upload_id)
         activity.count("upload_rejected")
         return _refusal(422, rejected.message)
     submission = await asyncio.to_thread(store.finish_upload, upload_id, "browser")
+    request.app[UPLOAD_STATE].claims.forget(upload_id)
     receipt = _receipt_for(submission)
     request.app[UPLOAD_STATE].remember_completed(upload_id, record.length, receipt)
     # No submission id here: with the log's time it would date the submission.
@@ -410,6 +444,7 @@ async def _delete_locked(request: web.Request, upload_id: str) -> web.Response:
     if await _current_upload(request, upload_id) is None:
         return _not_found()
     await asyncio.to_thread(request.app[STORE].delete_upload, upload_id)
+    request.app[UPLOAD_STATE].claims.forget(upload_id)
     activity.count("upload_terminated")
     return web.Response(status=204, headers=_tus_headers())
 
@@ -423,18 +458,62 @@ async def get_recipients(request: web.Request) -> web.Response:
     )
 
 
+async def _evict(app: web.Application, upload_id: str) -> bool:
+    """Delete an unfinished upload no request is working on; whether one was deleted."""
+    state = app[UPLOAD_STATE]
+    lock = state.lock_for(upload_id)
+    if lock.locked():
+        return False
+    try:
+        async with lock:  # a PATCH arriving meanwhile gets 423, then 404
+            deleted = await asyncio.to_thread(app[STORE].delete_upload, upload_id)
+    finally:
+        state.release(upload_id)
+    state.claims.forget(upload_id)
+    return deleted
+
+
+async def _evict_for_new_upload(app: web.Application, needed: int) -> int:
+    """Free up to ``needed`` slots from unstarted or paused uploads; how many were freed."""
+    state = app[UPLOAD_STATE]
+    freed = 0
+    for upload_id in state.claims.eviction_order(state.is_busy):
+        if freed >= needed:
+            break
+        if state.claims.may_evict(upload_id, state.is_busy) and await _evict(app, upload_id):
+            freed += 1
+            activity.count("upload_evicted_for_new")
+    return freed
+
+
+async def _tidy_uploads(app: web.Application) -> None:
+    """Purge expired uploads, match the claims to the store, delete never-started ones."""
+    store = app[STORE]
+    state = app[UPLOAD_STATE]
+    purged = await asyncio.to_thread(store.purge_expired_uploads)
+    if purged:
+        log.info("expired_uploads_purged", count=purged)
+    state.claims.keep_only(await asyncio.to_thread(store.list_open_uploads))
+    for upload_id in state.claims.never_started(state.is_busy):
+        if await _evict(app, upload_id):
+            # A daily total, not a log line: its time would date a source's attempt.
+            activity.count("upload_never_started")
+
+
+def _purge_interval(app: web.Application) -> float:
+    return max(1.0, min(PURGE_INTERVAL_SECONDS, app[CONFIG].upload_start_seconds / 4))
+
+
 async def _purge_expired_uploads_periodically(app: web.Application) -> AsyncIterator[None]:
-    """Delete expired partial uploads at start-up and then every quarter hour."""
+    """Tidy unfinished uploads at start-up and then regularly (``_purge_interval``)."""
 
     async def purge_forever() -> None:
         while True:
             try:
-                purged = await asyncio.to_thread(app[STORE].purge_expired_uploads)
-                if purged:
-                    log.info("expired_uploads_purged", count=purged)
+                await _tidy_uploads(app)
             except Exception as error:  # keep purging later; never kill the server
                 log.error("upload_purge_failed", error_type=type(error).__name__)
-            await asyncio.sleep(PURGE_INTERVAL_SECONDS)
+            await asyncio.sleep(_purge_interval(app))
 
     task = asyncio.create_task(purge_forever())
     yield
