@@ -22,8 +22,17 @@ from typing import Any, Literal
 from relay.errors import ConfigError
 
 ENV_PREFIX = "TIPRELAY_"
-# TIPRELAY_* variables that are not settings (read by the CLI, not here).
-NON_SETTING_ENV_VARS = frozenset({"TIPRELAY_CONFIG"})
+# TIPRELAY_* variables that are not settings: read by the CLI, or by the set-up
+# scripts (scripts/setup, scripts/demo), which may leave them in the environment.
+NON_SETTING_ENV_VARS = frozenset(
+    {
+        "TIPRELAY_CONFIG",
+        "TIPRELAY_SETUP_TESTS",
+        "TIPRELAY_SETUP_BROWSER",
+        "TIPRELAY_SETUP_DOCKER",
+        "TIPRELAY_DEMO_DIR",
+    }
+)
 LANGUAGES = ("ru", "uk", "en")
 LOG_FORMATS = ("json", "console")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")

@@ -124,6 +124,17 @@ def test_unknown_environment_setting_is_refused():
         load_config({"TIPRELAY_RETENTION_DAY": "3"}, None)
 
 
+def test_the_set_up_scripts_own_variables_are_not_taken_for_settings():
+    # scripts/setup and scripts/demo read these; a shell may keep them exported.
+    environment = {
+        "TIPRELAY_SETUP_TESTS": "0",
+        "TIPRELAY_SETUP_BROWSER": "0",
+        "TIPRELAY_SETUP_DOCKER": "0",
+        "TIPRELAY_DEMO_DIR": "/tmp/demo",
+    }
+    assert load_config(environment, None) == load_config({}, None)
+
+
 def test_unknown_key_in_config_file_is_refused_naming_it(tmp_path: Path):
     path = write_config(tmp_path, "retention_dayz = 3\n")
     with pytest.raises(ConfigError, match="Unknown setting 'retention_dayz'"):
