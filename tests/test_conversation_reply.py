@@ -16,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from relay.config import load_config
 from relay.container import tarformat
 from relay.conversation.codename import Codename
 from relay.conversation.derivation import (
@@ -39,6 +40,7 @@ from relay.conversation.reply import (
     reply_mac,
 )
 from relay.conversation.slots import (
+    DEFAULT_RING_SIZE,
     delete_token,
     delete_token_hash,
     ring_tags,
@@ -244,3 +246,14 @@ def test_kdf_primitives_match_their_rfc_test_vectors() -> None:
         primitives.pbkdf2_sha256(b"x", b"y", 0)
     with pytest.raises(ValueError):
         primitives.hkdf_expand(b"short", b"", 32)
+
+
+def test_relay_settings_default_to_the_protocol_defaults() -> None:
+    config = load_config({}, None)
+    limits = ReplyLimits()
+    assert config.reply_ring_size == DEFAULT_RING_SIZE
+    assert (config.max_reply_bytes, config.max_reply_entries) == (
+        limits.max_reply_bytes,
+        limits.max_entries,
+    )
+    assert load_config({"TIPRELAY_MAX_REPLY_BYTES": "1 MiB"}, None).max_reply_bytes == 1 << 20

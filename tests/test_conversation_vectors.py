@@ -15,10 +15,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from relay.conversation.codename import Codename
+from relay.conversation.codename import MAX_INPUT_CHARS, Codename
 from relay.conversation.derivation import ReplyKeys, derive_conversation_keys
 from relay.conversation.identity import open_reply
-from relay.conversation.reply import ReplyError, build_reply
+from relay.conversation.reply import ReplyError, ReplyLimits, build_reply
+from relay.conversation.slots import DEFAULT_RING_SIZE
 from relay.crypto.encrypt import encrypt_bytes
 from relay.crypto.identities import X25519Identity
 from relay.crypto.recipients import X25519Recipient
@@ -70,6 +71,14 @@ def test_js_computes_every_vector_exactly_as_python(tmp_path: Path) -> None:
     assert output["wordlist"] == [line.split("\t")[1] for line in
                                   (ROOT / "relay/conversation/wordlist_en_eff.txt")
                                   .read_text().splitlines()]  # fmt: skip
+    limits = ReplyLimits()
+    assert output["constants"] == {
+        "limits": {"maxReplyBytes": limits.max_reply_bytes, "maxEntries": limits.max_entries,
+                   "maxMetaBytes": limits.max_meta_bytes,
+                   "maxPaxHeaderBytes": limits.max_pax_header_bytes},
+        "ring_size": DEFAULT_RING_SIZE,
+        "max_input_chars": MAX_INPUT_CHARS,
+    }  # fmt: skip
     for js, vector in zip(output["codenames"], VECTORS["codenames"], strict=True):
         assert js.pop("typed") == [vector["indices"]] * len(vector["typed"])
         assert js == {key: vector[key] for key in js}

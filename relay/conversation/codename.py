@@ -56,7 +56,7 @@ SEPARATORS = frozenset(
     "_.,;:/\u00b7\u2022\u3001\u3002"  # other marks people put between words
 )
 """Characters between words; NFKC has already turned NBSP, U+2000-U+200A, U+202F,
-U+205F and U+3000 into a plain space, and U+2011, U+FE63 and U+FF0D into ``-``."""
+U+205F and U+3000 into a plain space, U+FE63 and U+FF0D into ``-``, U+2011 into U+2010."""
 
 LOOKALIKE = {
     "а": "a", "в": "b", "е": "e", "і": "i", "ј": "j", "к": "k", "м": "m",

@@ -49,7 +49,11 @@ _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True)
 class ReplyLimits:
-    """Bounds on what one (possibly hostile) reply may make a reader do."""
+    """Bounds on what one (possibly hostile) reply may make a reader do.
+
+    A relay sets the first two from its settings ``max_reply_bytes`` and
+    ``max_reply_entries`` (config/relay.toml), whose defaults are these.
+    """
 
     max_reply_bytes: int = 16 * 1024 * 1024
     """Padded plaintext size; a reply is read whole, in memory."""

@@ -4,7 +4,7 @@
 // stdout: {"codenames": [...], "folding": [...], "replies": [...], "opened": [...],
 //          "bench_seconds": [...]}: what the JS computed, in the vectors' shape.
 import { readFile } from "node:fs/promises";
-import { CodenameError, codenameText, foldCodename, generateCodename } from "../../relay/web/js/conversation/codename.js";
+import { CodenameError, MAX_INPUT_CHARS, codenameText, foldCodename, generateCodename } from "../../relay/web/js/conversation/codename.js";
 import {
   codenameIkm,
   codenameSalt,
@@ -13,8 +13,8 @@ import {
   encodeIndices,
   toHex,
 } from "../../relay/web/js/conversation/derive.js";
-import { ReplyError, openReply, readReply } from "../../relay/web/js/conversation/reply.js";
-import { deleteToken, deleteTokenHash, ringTags, slotOfReply, slotTag } from "../../relay/web/js/conversation/slots.js";
+import { DEFAULT_REPLY_LIMITS, ReplyError, openReply, readReply } from "../../relay/web/js/conversation/reply.js";
+import { DEFAULT_RING_SIZE, deleteToken, deleteTokenHash, ringTags, slotOfReply, slotTag } from "../../relay/web/js/conversation/slots.js";
 import { WORDS } from "../../relay/web/js/conversation/wordlist.js";
 
 const fromHex = (hex) => Uint8Array.from(hex.match(/../g) ?? [], (byte) => parseInt(byte, 16));
@@ -108,6 +108,7 @@ for (let round = 0; round < (spec.bench ?? 0); round++) {
 process.stdout.write(
   JSON.stringify({
     wordlist: WORDS,
+    constants: { limits: DEFAULT_REPLY_LIMITS, ring_size: DEFAULT_RING_SIZE, max_input_chars: MAX_INPUT_CHARS },
     codenames,
     folding: vectors.folding.map((item) => fold(item.input)),
     replies,
