@@ -10,16 +10,25 @@ folded codenames, every derived key, slot tags, delete tokens, reply checks.
 from __future__ import annotations
 
 import json
+import random
 import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
-from relay.conversation.codename import MAX_INPUT_CHARS, Codename
+from relay.conversation.codename import (
+    LAYOUT,
+    LOOKALIKE,
+    MAX_INPUT_CHARS,
+    Codename,
+    CodenameError,
+    fold_codename,
+)
 from relay.conversation.derivation import ReplyKeys, derive_conversation_keys
 from relay.conversation.identity import open_reply
 from relay.conversation.reply import ReplyError, ReplyLimits, build_reply
 from relay.conversation.slots import DEFAULT_RING_SIZE
+from relay.conversation.wordlist import words
 from relay.crypto.encrypt import encrypt_bytes
 from relay.crypto.identities import X25519Identity
 from relay.crypto.recipients import X25519Recipient
@@ -120,6 +129,45 @@ def test_js_opens_an_age_encrypted_reply_and_refuses_forgeries(tmp_path: Path) -
             assert js["reply"]["message"] == python.message == "Приходите в среду."
     assert str(keys.reply_recipient) == vector["reply_recipient"]
     assert isinstance(team.reply_recipient, X25519Recipient)
+
+
+def _fold_outcome(text: str) -> dict[str, Any]:
+    try:
+        return {"input": text, "indices": list(fold_codename(text).indices)}
+    except CodenameError as exc:
+        return {"input": text, "error": exc.kind, "position": exc.position, "count": exc.count}
+
+
+def test_js_folds_random_typed_input_exactly_as_python(tmp_path: Path) -> None:
+    # Beyond the vectors: real words mangled every way folding knows, plus the
+    # characters around its edges (Greek, combining marks, full width, odd
+    # spaces, Cyrillic with no Latin twin), so that the two engines' NFKC and
+    # lower case are compared on them too.
+    rng = random.Random(9)
+    noise = list("αοεΙΚ\u0301\u0308ＡＢｚ\u00a0\u2009\u200b\u00ad\tёЁъЪїґЇ-–_.,İıßẞﬁ ")
+    lookalikes = {latin: cyr for cyr, latin in LOOKALIKE.items()}
+    layout = {latin: cyr for cyr, latin in LAYOUT.items() if cyr != "і"}
+    inputs = []
+    for _ in range(600):
+        chosen = [rng.choice(words()) for _ in range(rng.choice([6, 7, 7, 7, 8]))]
+        typed = []
+        for word in chosen:
+            style = rng.randrange(5)
+            if style == 1:
+                word = word.upper()
+            elif style == 2:
+                word = "".join(lookalikes.get(c, c) if rng.random() < 0.5 else c for c in word)
+            elif style == 3:
+                word = "".join(layout.get(c, c) for c in word)
+            if rng.random() < 0.3:
+                at = rng.randrange(len(word) + 1)
+                word = word[:at] + rng.choice(noise) + word[at:]
+            typed.append(word)
+        inputs.append(rng.choice([" ", "  ", "\n", "-", " \u3000"]).join(typed))
+    output = run_node({"fold": inputs}, tmp_path)
+    assert output["folded"] == [_fold_outcome(text) for text in inputs]
+    outcomes = {item.get("error") for item in output["folded"]}
+    assert outcomes >= {None, "unknown_word", "word_count"}
 
 
 def test_js_generates_uniform_codenames(tmp_path: Path) -> None:

@@ -1,6 +1,7 @@
 // Test helper: runs relay/web/js/conversation on the shared vectors so Python can
 // compare every value with tests/vectors/conversation.json. argv[2] is a JSON file:
-//   {"vectors": path, "open": [{codename, slot, ciphertext}], "bench": rounds}
+//   {"vectors": path, "open": [{codename, slot, ciphertext}], "fold": [texts],
+//    "generate": count, "bench": rounds}
 // stdout: {"codenames": [...], "folding": [...], "replies": [...], "opened": [...],
 //          "bench_seconds": [...]}: what the JS computed, in the vectors' shape.
 import { readFile } from "node:fs/promises";
@@ -111,6 +112,7 @@ process.stdout.write(
     constants: { limits: DEFAULT_REPLY_LIMITS, ring_size: DEFAULT_RING_SIZE, max_input_chars: MAX_INPUT_CHARS },
     codenames,
     folding: vectors.folding.map((item) => fold(item.input)),
+    folded: (spec.fold ?? []).map(fold),
     replies,
     opened,
     generated,
