@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from relay.container import tarformat
 from relay.conversation.codename import Codename, CodenameError, fold_codename
 from relay.conversation.derivation import (
     KDF_VERSION,
@@ -145,6 +146,13 @@ def _codename_vector(indices: tuple[int, ...], relay_salt: bytes, typed: list[st
     }
 
 
+def _pax_prefixed(container: bytes) -> bytes:
+    """``container`` behind a pax header that names its first member again."""
+    record = tarformat.pax_record("path", "reply.mac")
+    header = tarformat.header_block(b"././@PaxHeader", len(record), tarformat.PAX_HEADER)
+    return header + record + tarformat.padding_after(len(record)) + container
+
+
 def _reply_vectors(codenames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     first, second = codenames[0], codenames[1]
     auth, cid = bytes.fromhex(first["auth_key"]), bytes.fromhex(first["conversation_id"])
@@ -173,6 +181,7 @@ def _reply_vectors(codenames: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ("a file changed after the MAC", bytes(tampered_file), 0, 1),
         ("reply.json changed after the MAC", bytes(tampered_meta), 0, 1),
         ("cut after reply.json", genuine[:2048 + 1024], 0, 1),
+        ("a pax header before reply.mac", _pax_prefixed(genuine), 0, 1),
         ("not a tar", bytes(range(256)) * 8, 0, 1),
         ("empty", b"", 0, 1),
         ("padding not zero", genuine[:-1] + b"\x01", 0, 1),

@@ -103,6 +103,15 @@ def test_the_mac_is_checked_before_reply_json_is_parsed() -> None:
     assert MAC_LABEL == b"tiprelay/reply/v1\x00"
 
 
+def test_nothing_but_two_plain_headers_is_parsed_before_the_mac() -> None:
+    genuine = build_reply(auth_key=AUTH, conversation_id=CID, n=5, day="2026-12-03", message="hi")
+    pax = tarformat.pax_record("path", "reply.mac")
+    pax_header = tarformat.header_block(b"././@PaxHeader", len(pax), tarformat.PAX_HEADER)
+    prefixed = pax_header + pax + tarformat.padding_after(len(pax)) + genuine
+    with pytest.raises(ReplyMalformedError):
+        _read(prefixed)
+
+
 def test_each_failing_check_has_its_own_error() -> None:
     genuine = build_reply(auth_key=AUTH, conversation_id=CID, n=5, day="2026-12-03", message="hi")
     with pytest.raises(ReplyWrongSlotError):

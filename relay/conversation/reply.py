@@ -200,12 +200,12 @@ class _Cursor:
         self.offset += _BLOCK + size + (-size % _BLOCK)
         return body
 
-    def member(self, max_size: int) -> tuple[str, bytes]:
+    def member(self, max_size: int, *, allow_pax: bool = True) -> tuple[str, bytes]:
         """The next regular file as (path, data); no more than ``max_size`` bytes."""
         header = tarformat.RawHeader(self._block(), self.offset)
         path_override: str | None = None
         size_override: int | None = None
-        if header.typeflag == tarformat.PAX_HEADER:
+        if header.typeflag == tarformat.PAX_HEADER and allow_pax:
             if header.size > self.limits.max_pax_header_bytes:
                 raise ContainerError("A pax header is too large.")
             records = tarformat.parse_pax_records(self._body(header.size))
@@ -247,8 +247,9 @@ def read_reply(
         raise ReplyTooLargeError
     cursor = _Cursor(bytes(plaintext), limits)
     try:
-        mac_path, mac = cursor.member(primitives.KEY_SIZE)
-        meta_path, meta_bytes = cursor.member(limits.max_meta_bytes)
+        # Two plain ustar headers (no pax) are all that is parsed before the MAC.
+        mac_path, mac = cursor.member(primitives.KEY_SIZE, allow_pax=False)
+        meta_path, meta_bytes = cursor.member(limits.max_meta_bytes, allow_pax=False)
     except (ContainerError, UnicodeDecodeError):
         raise ReplyMalformedError from None
     if mac_path != MAC_PATH or meta_path != META_PATH or len(mac) != primitives.KEY_SIZE:

@@ -131,11 +131,11 @@ class Cursor {
     return body;
   }
 
-  member(maxSize) {
+  member(maxSize, allowPax = true) {
     let header = parseHeader(this.block());
     let path = null;
     let size = null;
-    if (header.typeflag === "x") {
+    if (header.typeflag === "x" && allowPax) {
       if (header.size > this.limits.maxPaxHeaderBytes) throw new TarError("pax too large");
       const records = parsePaxRecords(this.body(header.size));
       for (const key of records.keys()) {
@@ -239,8 +239,9 @@ export async function readReply(plaintext, keys, slot, ringSize = DEFAULT_RING_S
   const cursor = new Cursor(plaintext, limits);
   let macPath, mac, metaPath, metaBytes;
   try {
-    [macPath, mac] = cursor.member(32);
-    [metaPath, metaBytes] = cursor.member(limits.maxMetaBytes);
+    // Two plain ustar headers (no pax) are all that is parsed before the MAC.
+    [macPath, mac] = cursor.member(32, false);
+    [metaPath, metaBytes] = cursor.member(limits.maxMetaBytes, false);
   } catch (error) {
     if (error instanceof TarError || error instanceof TypeError) throw new ReplyError("malformed");
     throw error;
