@@ -55,6 +55,7 @@ def test_every_word_folds_to_itself_and_no_two_words_fold_alike() -> None:
             readings = tuple(read_token(token) for token in tokens)
             assert all(r is not None for r in readings), typed
             folded.setdefault(readings, set()).add(index)
+            assert fold_codename(" ".join([typed] * CODENAME_WORDS)).indices == (index,) * 7
     assert all(len(indices) == 1 for indices in folded.values())
 
 
