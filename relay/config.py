@@ -94,6 +94,9 @@ class Config:
     submit_min_bytes_per_second: int
     connection_idle_timeout_seconds: int
     signature_max_age_seconds: int
+    reply_ring_size: int
+    max_reply_bytes: int
+    max_reply_entries: int
     log_format: LogFormat
     log_level: str
 
@@ -207,6 +210,9 @@ _PARSERS: dict[str, _Parser] = {
     "submit_min_bytes_per_second": lambda v, _: _size(v, 0),
     "connection_idle_timeout_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
+    "reply_ring_size": lambda v, _: _integer(v, 1, 1024),
+    "max_reply_bytes": lambda v, _: _size(v, 64 * 1024),
+    "max_reply_entries": lambda v, _: _integer(v, 1, 10_000),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),
     "log_level": lambda v, _: _choice(v, LOG_LEVELS),
 }

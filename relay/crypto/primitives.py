@@ -1,7 +1,7 @@
 """The few primitives age v1 is built from, each a small typed function.
 
 pynacl (libsodium) provides X25519, ChaCha20-Poly1305 and scrypt; hashlib and
-hmac provide SHA-256, HMAC and HKDF. Every function checks its inputs' lengths,
+hmac provide SHA-256, HMAC, HKDF and PBKDF2. Every function checks its inputs' lengths,
 so that a mistake elsewhere fails loudly here instead of weakening the crypto.
 """
 
@@ -44,11 +44,21 @@ def hmac_sha256(key: bytes, message: bytes) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()
 
 
-def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = KEY_SIZE) -> bytes:
-    """HKDF-SHA-256 (RFC 5869), extract then expand."""
+def sha256(data: bytes) -> bytes:
+    """SHA-256 of ``data``."""
+    return hashlib.sha256(data).digest()
+
+
+def hkdf_extract(salt: bytes, ikm: bytes) -> bytes:
+    """HKDF-Extract (RFC 5869 section 2.2) with SHA-256: the 32-byte PRK."""
+    return hmac_sha256(salt if salt else b"\x00" * 32, ikm)
+
+
+def hkdf_expand(prk: bytes, info: bytes, length: int = KEY_SIZE) -> bytes:
+    """HKDF-Expand (RFC 5869 section 2.3) with SHA-256."""
+    _check_length("prk", prk, KEY_SIZE)
     if not 0 < length <= 255 * 32:
         raise ValueError("HKDF output length out of range")
-    prk = hmac_sha256(salt if salt else b"\x00" * 32, ikm)
     output = b""
     block = b""
     counter = 1
@@ -57,6 +67,23 @@ def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = KEY_SIZE) ->
         output += block
         counter += 1
     return output[:length]
+
+
+def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int = KEY_SIZE) -> bytes:
+    """HKDF-SHA-256 (RFC 5869), extract then expand."""
+    return hkdf_expand(hkdf_extract(salt, ikm), info, length)
+
+
+MAX_PBKDF2_ITERATIONS = 1 << 24
+
+
+def pbkdf2_sha256(password: bytes, salt: bytes, iterations: int, length: int = KEY_SIZE) -> bytes:
+    """PBKDF2-HMAC-SHA-256 (RFC 8018); hashlib's C loop, so 2**18 rounds take ~0.2 s."""
+    if not 1 <= iterations <= MAX_PBKDF2_ITERATIONS:
+        raise ValueError("PBKDF2 iteration count out of range")
+    if not 0 < length <= 255 * 32:
+        raise ValueError("PBKDF2 output length out of range")
+    return hashlib.pbkdf2_hmac("sha256", bytes(password), bytes(salt), iterations, length)
 
 
 def constant_time_equal(a: bytes, b: bytes) -> bool:

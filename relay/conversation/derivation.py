@@ -1,0 +1,156 @@
+"""A codename's keys: PBKDF2 then HKDF, exactly as DESIGN.md "Conversations" says.
+
+kdf ``v1``, byte for byte (docs/conversations.md "Derivation"; the browser's twin
+is relay/web/js/conversation/derive.js; tests/vectors/conversation.json pins it):
+
+    password = the 7 indices, each as a 2-byte big-endian unsigned integer (14 bytes)
+    salt     = b"tiprelay/codename/v1" || relay salt (32 bytes, public, per relay)
+    ikm      = PBKDF2-HMAC-SHA-256(password, salt, 2**18 iterations, 32 bytes)
+    prk      = HKDF-Extract(salt, ikm)                      (RFC 5869, SHA-256)
+    reply identity secret = HKDF-Expand(prk, b"tiprelay/v1/reply-identity", 32)
+    slot key              = HKDF-Expand(prk, b"tiprelay/v1/slot-key", 32)
+    auth key              = HKDF-Expand(prk, b"tiprelay/v1/auth-key", 32)
+    delete key            = HKDF-Expand(prk, b"tiprelay/v1/delete-key", 32)
+    conversation id       = HKDF-Expand(prk, b"tiprelay/v1/conversation-id", 16)
+
+The reply identity secret is an age X25519 identity as is (``AGE-SECRET-KEY-1``
++ bech32 of the 32 bytes; X25519 clamps it). Only ``relay.conversation.identity``
+turns it into an identity; the rest of this package handles public values and
+symmetric keys only. ``ReplyKeys`` is what the team needs to reply and travels
+inside the encrypted ``submission.json`` (``to_fields``/``from_fields``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from relay.conversation.codename import Codename
+from relay.crypto import primitives
+from relay.crypto.errors import KeyFormatError
+from relay.crypto.recipients import X25519Recipient
+from relay.errors import TiprelayError
+
+KDF_VERSION = "v1"
+PBKDF2_ITERATIONS = 1 << 18
+RELAY_SALT_SIZE = 32
+KEY_SIZE = 32
+CONVERSATION_ID_SIZE = 16
+
+SALT_PREFIX = b"tiprelay/codename/v1"
+LABEL_REPLY_IDENTITY = b"tiprelay/v1/reply-identity"
+LABEL_SLOT_KEY = b"tiprelay/v1/slot-key"
+LABEL_AUTH_KEY = b"tiprelay/v1/auth-key"
+LABEL_DELETE_KEY = b"tiprelay/v1/delete-key"
+LABEL_CONVERSATION_ID = b"tiprelay/v1/conversation-id"
+
+_HEX_KEY = re.compile(r"[0-9a-f]{64}")
+_HEX_ID = re.compile(r"[0-9a-f]{32}")
+
+
+class ConversationFieldsError(TiprelayError):
+    """The conversation fields of this submission are damaged or of an unknown version."""
+
+
+def encode_indices(codename: Codename) -> bytes:
+    """The PBKDF2 password: each index as a big-endian uint16, 14 bytes in all."""
+    return b"".join(index.to_bytes(2, "big") for index in codename.indices)
+
+
+def codename_salt(relay_salt: bytes) -> bytes:
+    """``tiprelay/codename/v1`` followed by the relay's 32-byte public salt."""
+    if not isinstance(relay_salt, bytes) or len(relay_salt) != RELAY_SALT_SIZE:
+        raise ValueError(f"the relay salt must be {RELAY_SALT_SIZE} bytes")
+    return SALT_PREFIX + relay_salt
+
+
+def make_relay_salt() -> bytes:
+    """A new relay salt (made once per relay, kept and backed up with keys/)."""
+    return primitives.random_bytes(RELAY_SALT_SIZE)
+
+
+@dataclass(frozen=True, repr=False)
+class ReplyKeys:
+    """What the team needs to reply into a conversation: all but the reply identity."""
+
+    conversation_id: bytes
+    reply_recipient: X25519Recipient
+    slot_key: bytes
+    auth_key: bytes
+    delete_key: bytes
+
+    def __repr__(self) -> str:
+        return "ReplyKeys(<secret>)"
+
+    def to_fields(self) -> dict[str, str]:
+        """The ``conversation`` object sealed into ``submission.json`` (hex, age1...)."""
+        return {
+            "kdf": KDF_VERSION,
+            "conversation_id": self.conversation_id.hex(),
+            "reply_recipient": str(self.reply_recipient),
+            "slot_key": self.slot_key.hex(),
+            "auth_key": self.auth_key.hex(),
+            "delete_key": self.delete_key.hex(),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: Any) -> ReplyKeys:
+        """Parse ``to_fields()``'s output; ConversationFieldsError if anything is off."""
+        expected = {"kdf", "conversation_id", "reply_recipient", "slot_key", "auth_key",
+                    "delete_key"}  # fmt: skip
+        if not isinstance(fields, dict) or set(fields) != expected:
+            raise ConversationFieldsError
+        if fields["kdf"] != KDF_VERSION or not all(isinstance(v, str) for v in fields.values()):
+            raise ConversationFieldsError
+        keys = [fields[name] for name in ("slot_key", "auth_key", "delete_key")]
+        if not all(_HEX_KEY.fullmatch(k) for k in keys):
+            raise ConversationFieldsError
+        if not _HEX_ID.fullmatch(fields["conversation_id"]):
+            raise ConversationFieldsError
+        try:
+            recipient = X25519Recipient.parse(fields["reply_recipient"])
+        except KeyFormatError:
+            raise ConversationFieldsError from None
+        slot_key, auth_key, delete_key = (bytes.fromhex(k) for k in keys)
+        return cls(bytes.fromhex(fields["conversation_id"]), recipient, slot_key, auth_key,
+                   delete_key)  # fmt: skip
+
+
+@dataclass(frozen=True, repr=False)
+class ConversationKeys:
+    """Everything one codename gives, on one relay."""
+
+    reply_identity_secret: bytes
+    """32 bytes: the age X25519 identity that opens replies (see ``identity``)."""
+    slot_key: bytes
+    auth_key: bytes
+    delete_key: bytes
+    conversation_id: bytes
+
+    def __repr__(self) -> str:
+        return "ConversationKeys(<secret>)"
+
+    @property
+    def reply_recipient(self) -> X25519Recipient:
+        """The public key replies are encrypted to."""
+        return X25519Recipient(primitives.x25519_base(self.reply_identity_secret))
+
+    def reply_keys(self) -> ReplyKeys:
+        """The part the team gets (sealed into a tip or follow-up)."""
+        return ReplyKeys(self.conversation_id, self.reply_recipient, self.slot_key,
+                         self.auth_key, self.delete_key)  # fmt: skip
+
+
+def derive_conversation_keys(codename: Codename, relay_salt: bytes) -> ConversationKeys:
+    """The keys of ``codename`` on the relay whose public salt is ``relay_salt`` (~0.2 s)."""
+    salt = codename_salt(relay_salt)
+    ikm = primitives.pbkdf2_sha256(encode_indices(codename), salt, PBKDF2_ITERATIONS, KEY_SIZE)
+    prk = primitives.hkdf_extract(salt, ikm)
+    return ConversationKeys(
+        reply_identity_secret=primitives.hkdf_expand(prk, LABEL_REPLY_IDENTITY, KEY_SIZE),
+        slot_key=primitives.hkdf_expand(prk, LABEL_SLOT_KEY, KEY_SIZE),
+        auth_key=primitives.hkdf_expand(prk, LABEL_AUTH_KEY, KEY_SIZE),
+        delete_key=primitives.hkdf_expand(prk, LABEL_DELETE_KEY, KEY_SIZE),
+        conversation_id=primitives.hkdf_expand(prk, LABEL_CONVERSATION_ID, CONVERSATION_ID_SIZE),
+    )

@@ -1,0 +1,174 @@
+"""Codenames: the pinned word list, CSPRNG generation, and folding of typed input.
+
+The folding must give the same 7 indices however the source types the words
+(case, spacing, invisible characters, look-alike Cyrillic letters, a Russian or
+Ukrainian keyboard layout left on), must never let two list words fold to the
+same thing, and must say which word is wrong when one is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from relay.conversation import codename as codename_module
+from relay.conversation.codename import (
+    CODENAME_WORDS,
+    LAYOUT,
+    LOOKALIKE,
+    MAX_INPUT_CHARS,
+    Codename,
+    CodenameError,
+    fold_codename,
+    generate_codename,
+    read_token,
+)
+from relay.conversation.wordlist import WORDLIST_PATH, WORDLIST_SIZE, word_index, words
+
+PINNED_WORDLIST_SHA256 = "addd35536511597a02fa0a9ff1e5284677b8883b83e986e43f15a3db996b903e"
+LATIN_TO_LAYOUT = {latin: cyrillic for cyrillic, latin in LAYOUT.items() if cyrillic != "і"}
+LATIN_TO_LOOKALIKES: dict[str, list[str]] = {}
+for _cyrillic, _latin in LOOKALIKE.items():
+    LATIN_TO_LOOKALIKES.setdefault(_latin, []).append(_cyrillic)
+
+
+def test_word_list_is_the_pinned_eff_large_list_of_7776_distinct_words() -> None:
+    assert hashlib.sha256(WORDLIST_PATH.read_bytes()).hexdigest() == PINNED_WORDLIST_SHA256
+    assert len(words()) == WORDLIST_SIZE == 6**5
+    assert len(set(words())) == WORDLIST_SIZE
+    assert words()[0] == "abacus" and words()[-1] == "zoom"
+    assert all(set(word) <= set("abcdefghijklmnopqrstuvwxyz-") for word in words())
+
+
+def test_every_word_folds_to_itself_and_no_two_words_fold_alike() -> None:
+    folded = {}
+    for index, word in enumerate(words()):
+        typed_forms = [word, word.upper(), word.replace("-", " "), "".join(
+            LATIN_TO_LAYOUT.get(char, char) for char in word)]  # fmt: skip
+        for typed in typed_forms:
+            tokens = codename_module.split_tokens(typed)
+            readings = tuple(read_token(token) for token in tokens)
+            assert all(r is not None for r in readings), typed
+            folded.setdefault(readings, set()).add(index)
+            assert fold_codename(" ".join([typed] * CODENAME_WORDS)).indices == (index,) * 7
+    assert all(len(indices) == 1 for indices in folded.values())
+
+
+def test_no_half_of_a_hyphenated_word_is_a_word_so_joining_is_unambiguous() -> None:
+    hyphenated = [word for word in words() if "-" in word]
+    assert sorted(hyphenated) == ["drop-down", "felt-tip", "t-shirt", "yo-yo"]
+    for word in hyphenated:
+        first, second = word.split("-")
+        assert first not in word_index()
+        assert f"{first}-{second}" in word_index()
+
+
+def test_no_all_cyrillic_token_reads_as_two_different_pieces() -> None:
+    # A token's look-alike reading and its keyboard-layout reading must never be
+    # two different word pieces: then the reading order in step 5 cannot matter.
+    # Mixed-script tokens have no layout reading, so only all-Cyrillic ones count.
+    pieces = codename_module._PIECES
+    clashes = []
+    for piece in pieces:
+        options = [LATIN_TO_LOOKALIKES.get(char, []) for char in piece]
+        if not all(options):
+            continue
+        for letters in itertools.product(*options):
+            if all(letter in LAYOUT for letter in letters):
+                layout_reading = "".join(LAYOUT[letter] for letter in letters)
+                if layout_reading in pieces and layout_reading != piece:
+                    clashes.append((piece, "".join(letters), layout_reading))
+    assert clashes == []
+
+
+def test_generated_codenames_are_seven_uniform_indices() -> None:
+    codenames = [generate_codename() for _ in range(2000)]
+    assert len({c.indices for c in codenames}) == len(codenames)
+    counts = Counter(i for c in codenames for i in c.indices)
+    assert all(0 <= i < WORDLIST_SIZE for i in counts)
+    # 14000 draws over 7776 values: every sixth of the range gets about a sixth.
+    sixths = Counter(i * 6 // WORDLIST_SIZE for i in counts.elements())
+    assert all(abs(n - 14000 / 6) < 300 for n in sixths.values())
+    assert all(fold_codename(str(c)) == c for c in codenames[:50])
+
+
+def test_codename_never_shows_its_words_in_repr() -> None:
+    codename = generate_codename()
+    assert str(codename).split() and not any(w in repr(codename) for w in codename.words)
+    with pytest.raises(ValueError):
+        Codename((1, 2, 3))
+    with pytest.raises(ValueError):
+        Codename((0, 0, 0, 0, 0, 0, WORDLIST_SIZE))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind", "position", "count"),
+    [
+        ("", "empty", None, None),
+        ("\u200b \t\n", "empty", None, None),
+        ("abacus zoom", "word_count", None, 2),
+        ("abacus " * 8, "word_count", None, 8),
+        ("abacus zoom abacus zoom abacus zoom abacuss", "unknown_word", 7, None),
+        ("abacus zoomx abacus zoom abacus zoom abacus", "unknown_word", 2, None),
+        ("t-shirt yo-yo abacus abacus abacus qwerty abacus", "unknown_word", 6, None),
+        ("x" * (MAX_INPUT_CHARS + 1), "too_long", None, None),
+    ],
+)
+def test_input_that_is_not_seven_list_words_gets_its_own_error(
+    text: str, kind: str, position: int | None, count: int | None
+) -> None:
+    with pytest.raises(CodenameError) as caught:
+        fold_codename(text)
+    assert (caught.value.kind, caught.value.position, caught.value.count) == (kind, position, count)
+    assert str(caught.value)  # a sentence for the page
+
+
+def _spacing() -> st.SearchStrategy[str]:
+    return st.text(
+        alphabet=st.sampled_from([" ", "\t", "\n", "\u00a0", "\u2003", "\u3000", "-", "\u2013"]),
+        min_size=1,
+        max_size=3,
+    )
+
+
+@st.composite
+def typed_codename(draw: st.DrawFn) -> tuple[Codename, str]:
+    """A codename and one way a source might type it."""
+    indices = tuple(draw(st.integers(0, WORDLIST_SIZE - 1)) for _ in range(CODENAME_WORDS))
+    typed_words = []
+    for index in indices:
+        word = words()[index]
+        style = draw(st.sampled_from(["plain", "upper", "random case", "lookalike", "layout"]))
+        if style == "upper":
+            word = word.upper()
+        elif style == "random case":
+            word = "".join(c.upper() if draw(st.booleans()) else c for c in word)
+        elif style == "lookalike":
+            word = "".join(
+                draw(st.sampled_from([c, *LATIN_TO_LOOKALIKES.get(c, [])])) for c in word
+            )
+        elif style == "layout":
+            word = "".join(LATIN_TO_LAYOUT.get(c, c) for c in word)
+            if draw(st.booleans()):
+                word = word.upper()
+        if draw(st.booleans()):
+            cut = draw(st.integers(0, len(word)))
+            invisible = draw(st.sampled_from(["\u200b", "\u200d", "\ufeff", "\u00ad"]))
+            word = word[:cut] + invisible + word[cut:]
+        typed_words.append(word)
+    separators = [draw(_spacing()) for _ in range(CODENAME_WORDS - 1)]
+    text = typed_words[0] + "".join(s + w for s, w in zip(separators, typed_words[1:], strict=True))
+    text = draw(st.sampled_from(["", " ", "\n"])) + text + draw(st.sampled_from(["", " ", "\t"]))
+    return Codename(indices), text
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(typed_codename())
+def test_any_typed_variant_folds_to_the_same_indices(case: tuple[Codename, str]) -> None:
+    codename, text = case
+    assert fold_codename(text) == codename
