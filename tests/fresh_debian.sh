@@ -144,7 +144,11 @@ run_in_container() {
   else
     log "container: scripts/setup, then pytest $*"
   fi
-  container=$(docker create --network host --shm-size 1g "${whole[@]+"${whole[@]}"}" \
+  # Root on a real machine may read any process's /proc entries (the suite
+  # checks what the relay holds open, and the relay makes itself non-dumpable)
+  # and mount file systems (the disk-full test): the container gets those two.
+  container=$(docker create --network host --shm-size 1g \
+    --cap-add SYS_PTRACE --cap-add SYS_ADMIN "${whole[@]+"${whole[@]}"}" \
     --volume "$work/src:/src" "${ca_args[@]+"${ca_args[@]}"}" \
     --env CI=true --env TZ=UTC \
     debian:bookworm-slim bash -c "$(container_script)" fresh "$@")
