@@ -23,7 +23,7 @@ import sqlite3
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -49,6 +49,7 @@ SQUEEZE_MARGINS = (96, 64, 48, 32, 24, 16, 12, 8, 4, 0)  # KiB left free by the 
 NO_JS_FULL_MESSAGE = "running out of storage space"
 TUS_FULL_MESSAGE = "The relay is running out of storage space; try again later."
 ENOSPC_ATTEMPTS = 3
+MIDWAY_BYTES = 64 * 1024
 ENOSPC_MESSAGE_BYTES = 256 * 1024
 TUS = {"Tus-Resumable": "1.0.0"}
 PENDING_MESSAGE = "an upload begun before the disk filled"
@@ -362,3 +363,52 @@ def test_a_submission_that_meets_a_full_disk_gets_507_and_leaves_no_temporary_fi
             assert all(status == 507 for status, _ in outcomes), outcomes
             assert all(left == [] for _, left in outcomes), outcomes
             assert_store_consistent(data_dir)
+
+
+async def patch_filling_the_disk_midway(
+    relay: RelayServer, location: str, body: bytes, fill: Callable[[], None]
+) -> tuple[int, bytes]:
+    """PATCH ``body`` at offset 0, calling ``fill`` once the first bytes are sent."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+    try:
+        head = (f"PATCH {location} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                "Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+                f"Upload-Offset: 0\r\nContent-Length: {len(body)}\r\n\r\n")
+        writer.write(head.encode() + body[:MIDWAY_BYTES])
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the relay has checked free space and is reading
+        fill()
+        writer.write(body[MIDWAY_BYTES:])
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), 60)
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    status_line, _, rest = response.partition(b"\r\n")
+    return int(status_line.split()[1]), rest.partition(b"\r\n\r\n")[2]
+
+
+def test_an_upload_that_meets_a_full_disk_gets_507_and_resumes_after(tmp_path: Path) -> None:
+    """ENOSPC while a tus PATCH is appended: 507, the offset stays true, and it resumes."""
+    with small_file_system(tmp_path / "small", SMALL_FS_MIB) as mount_point:
+        data_dir = mount_point / "data"
+        settings = {"data_dir": str(data_dir), "disk_reserve_bytes": 0}
+        with running_relay(tmp_path / "relay", settings) as relay:
+            sealed = sealed_submission(relay, "an upload that met a full disk", tmp_path)
+            status, location, _ = create_upload(relay, len(sealed))
+            assert status == 201
+            ballast = mount_point / "ballast"
+            status, body = asyncio.run(patch_filling_the_disk_midway(
+                relay, location, sealed, lambda: fill_leaving(ballast, mount_point, 0)))
+            print(f"\nENOSPC during a tus PATCH: HTTP {status} {body[:120]!r}")
+            assert_tus_507(status, body)
+            assert_store_consistent(data_dir)
+            ballast.unlink()
+            status, headers, _ = request(relay, "HEAD", location, TUS)
+            offset = int(headers["upload-offset"])
+            assert status == 200 and 0 <= offset < len(sealed)
+            status, headers, _ = patch(relay, location, offset, sealed[offset:])
+            assert status == 204 and headers.get("tiprelay-receipt")
+            assert_store_consistent(data_dir)
+            assert decrypted_messages(relay, data_dir) == ["an upload that met a full disk"]
