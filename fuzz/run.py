@@ -30,11 +30,12 @@ _INPUT_TIMEOUT_SECONDS = 10
 _RSS_LIMIT_MB = 2048
 _KILL_SLACK_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_EXECUTED = re.compile(r"stat::number_executed_units:\s*(\d+)")
+_EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 _DONE = re.compile(r"Done (\d+) runs in")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 _TARGET_NAMES = (
     "age_header", "armor", "decrypt", "stream", "upload_check", "tar", "tus_headers", "multipart",
+    "harness_check",
 )
 
 
@@ -110,7 +111,6 @@ def _fuzz(args: argparse.Namespace) -> int:
             f"-rss_limit_mb={_RSS_LIMIT_MB}",
             f"-artifact_prefix={args.findings.resolve()}/{args.target}-",
             "-print_final_stats=1",
-            "-close_fd_mask=1",
         ]
         budget = args.seconds if args.seconds is not None else 24 * 3600
         if args.runs is not None:
@@ -132,7 +132,10 @@ def _fuzz(args: argparse.Namespace) -> int:
                 child.wait()
                 raise
         elapsed = time.monotonic() - started
-        output = log_path.read_text(errors="replace")
+        output = "".join(
+            line for line in log_path.read_text(errors="replace").splitlines(keepends=True)
+            if not line.startswith("INFO: Instrumenting")
+        )
     return _report(args.target, output, returncode, elapsed, len(seeds))
 
 

@@ -127,6 +127,9 @@ def multipart_bodies() -> list[bytes]:
     ]
 
 
+HARNESS_CHECK_SEED = b"deliberate finding"
+
+
 SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "age_header": age_files,
     "armor": armored_files,
@@ -136,4 +139,5 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "tar": tar_archives,
     "tus_headers": tus_header_values,
     "multipart": multipart_bodies,
+    "harness_check": lambda: [HARNESS_CHECK_SEED],
 }

@@ -24,7 +24,14 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.streams import StreamReader
 from multidict import CIMultiDict
 
-from fuzz.seeds import CCTV_IDENTITY, MULTIPART_BOUNDARY, SEEDS, STREAM_KEY
+from fuzz.seeds import (
+    CCTV_IDENTITY,
+    HARNESS_CHECK_SEED,
+    MULTIPART_BOUNDARY,
+    SEEDS,
+    STREAM_KEY,
+)
+from relay.container.names import sanitize_name
 from relay.container.reader import extract_submission
 from relay.crypto import armor, format, stream
 from relay.crypto.decrypt import decrypt_bytes
@@ -170,11 +177,17 @@ def tar(data: bytes) -> None:
     folder = _scratch_dir("tar")
     dest = folder / "out"
     try:
-        extract_submission(io.BytesIO(data), dest)
+        result = extract_submission(io.BytesIO(data), dest)
     except ContainerError:
         leftovers = list(folder.iterdir())
         assert not leftovers, f"a refused archive left {leftovers}"
         return
+    try:
+        # What was extracted is exactly what the result lists, under safe names.
+        written = {p.name: p.stat().st_size for p in (dest / "files").iterdir()}
+        assert written == dict(result.files), (written, result.files)
+        assert all(sanitize_name(name) == name for name in written), written
+        assert {p.name for p in dest.iterdir()} == {"files", "message.txt", "submission.json"}
     finally:
         shutil.rmtree(dest, ignore_errors=True)
 
@@ -234,6 +247,12 @@ async def _read_form(data: bytes) -> None:
         return
 
 
+def harness_check(data: bytes) -> None:
+    """Not a parser: fails on its seed, so a test can see that findings are reported."""
+    if data.startswith(HARNESS_CHECK_SEED):
+        raise IndexError("the harness check's deliberate finding")
+
+
 def _target(name: str, run: Callable[[bytes], None], expected: str) -> Target:
     return Target(name, run, SEEDS[name], expected)
 
@@ -249,6 +268,7 @@ TARGETS: dict[str, Target] = {
         _target("tar", tar, "ContainerError"),
         _target("tus_headers", tus_headers, "none (returns None)"),
         _target("multipart", multipart, "SourceProblem; submit._MALFORMED_BODY_ERRORS"),
+        _target("harness_check", harness_check, "nothing: its seed is a finding"),
     )
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from fuzz.seeds import HARNESS_CHECK_SEED
 from fuzz.targets import TARGETS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,7 +31,7 @@ RUNS = {
     "upload_check": 5_000,
     "tar": 1_000,
     "tus_headers": 50_000,
-    "multipart": 5_000,
+    "multipart": 2_500,
 }
 
 
@@ -39,19 +40,34 @@ def _default_signals() -> None:
         signal.signal(number, signal.SIG_DFL)
 
 
+def run_fuzzer(*args: str, timeout: float = _TIMEOUT_SECONDS) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fuzz.run", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL, preexec_fn=_default_signals,
+    )
+
+
 def test_every_target_has_a_bounded_run() -> None:
-    assert set(RUNS) == set(TARGETS)
+    assert set(RUNS) | {"harness_check"} == set(TARGETS)
+
+
+def test_a_finding_is_reported_kept_and_reproducible(tmp_path: Path) -> None:
+    result = run_fuzzer("harness_check", "--runs", "100", "--findings", str(tmp_path))
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "IndexError" in result.stdout
+    findings = list(tmp_path.iterdir())
+    assert len(findings) == 1 and "1 finding(s)" in result.stdout
+    assert findings[0].read_bytes() == HARNESS_CHECK_SEED
+    replay = run_fuzzer("harness_check", "--reproduce", str(findings[0]))
+    assert replay.returncode == 1 and "is a finding" in replay.stdout
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("target", sorted(RUNS))
 def test_fuzz_target_finds_nothing_in_a_short_run(target: str, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "fuzz.run", target, "--runs", str(RUNS[target]),
-         "--findings", str(tmp_path / "findings")],
-        cwd=ROOT, capture_output=True, text=True, timeout=_TIMEOUT_SECONDS,
-        stdin=subprocess.DEVNULL, preexec_fn=_default_signals,
-    )
+    result = run_fuzzer(target, "--runs", str(RUNS[target]),
+                        "--findings", str(tmp_path / "findings"))
     summary = re.search(r"(\d+) executions in .* (\d+) finding\(s\)", result.stdout)
     assert result.returncode == 0 and summary, result.stdout[-6000:] + result.stderr[-2000:]
     executions, findings = int(summary.group(1)), int(summary.group(2))
