@@ -9,6 +9,7 @@ import os
 import subprocess
 import tarfile
 import tempfile
+import time
 import tracemalloc
 import unicodedata
 from collections.abc import Iterator
@@ -525,6 +526,33 @@ def test_names_are_made_unique_ignoring_case_and_empty_ones_numbered() -> None:
         "attachment-5",
         "a (2) (2).txt",
     ]
+
+
+def names_that_all_clean_to(base: str, count: int) -> list[str]:
+    """``count`` different raw names that all clean to ``base`` (leading dots, dashes, spaces)."""
+    raws = []
+    for number in range(count):
+        prefix = ""
+        while True:
+            prefix += ".- "[number % 3]
+            number //= 3
+            if not number:
+                break
+        raws.append(prefix + base)
+    assert len(set(raws)) == count
+    return raws
+
+
+def test_thousands_of_names_that_clean_to_one_are_numbered_in_linear_time() -> None:
+    # A hostile archive may hold 10,000 such names; a search for a free
+    # "a (N)" from N = 2 each time cost n² steps (about a minute at 10,000).
+    raws = names_that_all_clean_to("a", 5000)
+    names = NameAllocator()
+    started = time.perf_counter()
+    allocated = [names.allocate(raw) for raw in raws]
+    elapsed = time.perf_counter() - started
+    assert allocated == ["a"] + [f"a ({number})" for number in range(2, 5001)]
+    assert elapsed < 2.0, f"5000 names took {elapsed:.1f} s"
 
 
 @HYPOTHESIS

@@ -100,6 +100,10 @@ class NameAllocator:
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        self._last_copy: dict[str, int] = {}
+        """Per name (ignoring case), the highest copy number handed out: the search for
+        a free ``name (N)`` resumes there, or a hostile archive of n names that all
+        clean to the same one would cost n² steps (minutes for the 10,000 allowed)."""
         self._count = 0
 
     def allocate(self, raw: str) -> str:
@@ -107,14 +111,23 @@ class NameAllocator:
         self._count += 1
         name = sanitize_name(raw) or f"attachment-{self._count}"
         stem, extension = _split_extension(name)
-        candidate, copy = name, 1
+        name_key = _collision_key(name)
+        candidate, copy = name, self._last_copy.get(name_key, 1)
+        if copy > 1:
+            candidate = _numbered(stem, copy, extension)
         while _collision_key(candidate) in self._taken:
             copy += 1
-            suffix = f" ({copy})"
-            room = MAX_NAME_BYTES - _utf8_length(suffix + extension)
-            candidate = _cut(stem, room).rstrip(". ") + suffix + extension
+            candidate = _numbered(stem, copy, extension)
+        self._last_copy[name_key] = copy
         self._taken.add(_collision_key(candidate))
         return candidate
+
+
+def _numbered(stem: str, copy: int, extension: str) -> str:
+    """``stem (copy).ext``, the stem cut so that the whole fits in MAX_NAME_BYTES."""
+    suffix = f" ({copy})"
+    room = MAX_NAME_BYTES - _utf8_length(suffix + extension)
+    return _cut(stem, room).rstrip(". ") + suffix + extension
 
 
 def _collision_key(name: str) -> str:

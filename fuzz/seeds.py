@@ -1,0 +1,143 @@
+"""Starting inputs for each fuzz target, generated at run time (no binary corpus in git).
+
+The age seeds are the C2SP CCTV vectors (npm package ``cctv-age``, read with
+node as tests/test_age_vectors.py does) plus files our own encryptor writes;
+the tar seeds are archives our own writer builds; the form seeds are bodies
+shaped like the ones browsers send.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import shutil
+import subprocess
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+from relay.container.writer import build_archive
+from relay.crypto import stream
+from relay.crypto.armor import ArmorWriter
+from relay.crypto.encrypt import encrypt_bytes
+from relay.crypto.format import Stanza, write_header
+from relay.crypto.identities import X25519Identity
+from relay.crypto.recipients import ScryptRecipient
+
+ROOT = Path(__file__).resolve().parent.parent
+_NODE_TIMEOUT_SECONDS = 60
+
+MULTIPART_BOUNDARY = "----tiprelayFuzzBoundary"
+STREAM_KEY = bytes(range(32))
+"""The fixed payload key of the STREAM target (what the key is does not matter)."""
+
+# The reviewer identity of the decrypt target: the X25519 identity most CCTV
+# vectors are encrypted to, so that fuzzed vectors reach the payload.
+CCTV_IDENTITY = "AGE-SECRET-KEY-1XMWWC06LY3EE5RYTXM9MFLAZ2U56JJJ36S0MYPDRWSVLUL66MV4QX3S7F6"
+
+
+def cctv_vector_bodies() -> list[bytes]:
+    """The age file of every CCTV vector (the part after its own header), [] without node."""
+    if shutil.which("node") is None or not (ROOT / "node_modules" / "cctv-age").is_dir():
+        return []
+    script = (
+        "const v=require('cctv-age');const o={};"
+        "for (const k of Object.keys(v)) o[k]=Buffer.from(v[k]).toString('base64');"
+        "process.stdout.write(JSON.stringify(o));"
+    )
+    out = subprocess.run(
+        ["node", "-e", script], cwd=ROOT, capture_output=True, check=True,
+        timeout=_NODE_TIMEOUT_SECONDS,
+    ).stdout
+    bodies = []
+    for raw in (base64.b64decode(data) for data in json.loads(out).values()):
+        head, body = raw.split(b"\n\n", 1)
+        if b"compressed: zlib" in head:
+            body = zlib.decompress(body)
+        bodies.append(body)
+    return bodies
+
+
+def _own_age_files() -> list[bytes]:
+    recipient = X25519Identity.parse(CCTV_IDENTITY).recipient
+    files = [encrypt_bytes(b"x" * size, [recipient]) for size in (0, 1, 100, stream.CHUNK_SIZE)]
+    files.append(encrypt_bytes(b"armored", [recipient], armor=True))
+    files.append(write_header([Stanza("X25519", ("a",), b"b" * 32)] * 2, bytes(16)))
+    files.append(write_header(ScryptRecipient(b"pw", work_factor=1).wrap(bytes(16)), bytes(16)))
+    return files
+
+
+def age_files() -> list[bytes]:
+    """Seeds for the header, armor, decrypt and upload-check targets."""
+    return cctv_vector_bodies() + _own_age_files()
+
+
+def armored_files() -> list[bytes]:
+    """Armored seeds: armored CCTV vectors and our own armored output."""
+    seeds = [body for body in age_files() if body.lstrip().startswith(b"-----")]
+    for data in (b"", b"a", bytes(range(256)) * 3):
+        out = io.BytesIO()
+        writer = ArmorWriter(out)
+        writer.write(data)
+        writer.close()
+        seeds.append(out.getvalue())
+    return seeds
+
+
+def stream_inputs() -> list[bytes]:
+    """Seeds in the STREAM target's own encoding (see ``targets.stream_payload``)."""
+    return [bytes([0, 0, 0, 0]), bytes([1, 0, 1, 0]) + b"hello", bytes([1, 2, 0, 0]) + b"\xff" * 40,
+            bytes([2, 5, 3, 7]) + b"abc"]
+
+
+def tar_archives() -> list[bytes]:
+    """Archives our own writer builds, from the smallest to several attachments."""
+    return [
+        build_archive(""),
+        build_archive("Привет", [("report.pdf", b"%PDF-1.4 " * 20)]),
+        build_archive("m", [("a.txt", b"1"), ("a.txt", b"2"), ("x" * 150 + ".bin", b"")],
+                      language="uk", sealed_by="browser", day="2026-01-02"),
+        build_archive("long " * 200, [("файл с пробелом.jpg", bytes(range(256)))], language="en"),
+    ]
+
+
+def tus_header_values() -> list[bytes]:
+    """Header values a tus client sends (Upload-Length, Upload-Offset) and upload ids."""
+    return [b"0", b"1024", b"9223372036854775807", b"0123456789abcdef0123456789abcdef",
+            b"-1", b" 12", b"1e3"]
+
+
+def multipart_bodies() -> list[bytes]:
+    """Form bodies shaped like a browser's ``POST /submit``."""
+
+    def part(disposition: str, body: bytes, content_type: str = "") -> bytes:
+        head = f"--{MULTIPART_BOUNDARY}\r\nContent-Disposition: {disposition}\r\n"
+        if content_type:
+            head += f"Content-Type: {content_type}\r\n"
+        return head.encode() + b"\r\n" + body + b"\r\n"
+
+    end = f"--{MULTIPART_BOUNDARY}--\r\n".encode()
+    return [
+        part('form-data; name="message"', "Привет".encode()) + end,
+        part('form-data; name="lang"', b"uk") + part('form-data; name="message"', b"hi")
+        + part('form-data; name="attachment"; filename="a.txt"', b"data", "text/plain") + end,
+        part("form-data; name*=UTF-8''%D1%84; filename*=UTF-8''%D1%84.txt", b"x") + end,
+        part('form-data; name="attachment"; filename=""', b"", "application/octet-stream") + end,
+    ]
+
+
+HARNESS_CHECK_SEED = b"deliberate finding"
+
+
+SEEDS: dict[str, Callable[[], list[bytes]]] = {
+    "age_header": age_files,
+    "armor": armored_files,
+    "decrypt": age_files,
+    "stream": stream_inputs,
+    "upload_check": age_files,
+    "tar": tar_archives,
+    "tus_headers": tus_header_values,
+    "multipart": multipart_bodies,
+    "harness_check": lambda: [HARNESS_CHECK_SEED],
+}
