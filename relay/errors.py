@@ -38,6 +38,10 @@ class StorageError(TiprelayError):
     """The submission could not be stored."""
 
 
+class StorageFullError(StorageError):
+    """The relay's disk is full: nothing was stored, and what was stored before is kept."""
+
+
 class ArchiveTooLargeError(ContainerError, LimitExceededError):
     """The submission archive has more entries or bytes than extraction allows."""
 

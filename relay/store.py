@@ -32,6 +32,8 @@ One connection is shared by the server's threads behind a lock.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -50,7 +52,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from sqlite_utils import Database
 
-from relay.errors import LimitExceededError, StorageError, UploadNotFoundError, UploadOffsetError
+from relay.errors import (
+    LimitExceededError,
+    StorageError,
+    StorageFullError,
+    UploadNotFoundError,
+    UploadOffsetError,
+)
 from relay.file_times import (
     midnight_of_day_ns,
     open_without_atime,
@@ -126,12 +134,37 @@ def _disk_errors() -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        raise StorageError(_disk_error_message(exc)) from exc
+        raise _storage_error(exc) from exc
 
 
 def _disk_error_message(exc: BaseException) -> str:
     reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "input/output error"
     return f"The submission could not be stored: {reason}."
+
+
+@contextmanager
+def _database_errors(message: str) -> Iterator[None]:
+    """An SQLite error while recording becomes a StorageError (StorageFullError when full)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise _storage_error(exc, message) from exc
+
+
+def _is_disk_full(exc: BaseException) -> bool:
+    """A full file system (or quota), seen by the OS or by SQLite."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+    return False
+
+
+def _storage_error(exc: BaseException, message: str | None = None) -> StorageError:
+    """The StorageError a person reads for ``exc``: StorageFullError when the disk is full."""
+    if message is None:
+        message = _disk_error_message(exc)
+    return StorageFullError(message) if _is_disk_full(exc) else StorageError(message)
 
 
 def _blur_file_times(path: Path, day: str) -> None:
@@ -207,9 +240,9 @@ class _PendingCommit:
     temporary: Path
     blob: Path
     done: bool = False
-    error: str | None = None
+    error: StorageError | None = None
 
-    def finish(self, error: str | None) -> None:
+    def finish(self, error: StorageError | None) -> None:
         self.error = error
         self.done = True
 
@@ -259,11 +292,14 @@ class BlobWriter:
         return self._store._commit_file(self._path, self._size, self._hash.hexdigest(), sealed_by)
 
     def abort(self) -> None:
-        """Discard what was written."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._path.unlink(missing_ok=True)
+        """Discard what was written (the file goes even when closing it fails: a full disk)."""
+        file, self._file = self._file, None
+        try:
+            if file is not None:
+                with contextlib.suppress(OSError):
+                    file.close()
+        finally:
+            self._path.unlink(missing_ok=True)
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -506,7 +542,7 @@ class SubmissionStore:
                     self._committing = False
                     self._commit_turn.notify_all()
         if pending.error is not None:
-            raise StorageError(pending.error)
+            raise pending.error
         return record
 
     def _commit_batch(self, batch: list[_PendingCommit]) -> None:
@@ -517,7 +553,7 @@ class SubmissionStore:
                 _blur_file_times(pending.temporary, pending.record.day)
                 os.replace(pending.temporary, pending.blob)
             except OSError as exc:
-                pending.finish(_disk_error_message(exc))
+                pending.finish(_storage_error(exc))
                 pending.temporary.unlink(missing_ok=True)
             else:
                 renamed.append(pending)
@@ -538,9 +574,12 @@ class SubmissionStore:
             for pending in renamed:
                 pending.blob.unlink(missing_ok=True)
                 pending.finish(
-                    "The submission could not be recorded."
-                    if isinstance(exc, sqlite3.Error)
-                    else _disk_error_message(exc)
+                    _storage_error(
+                        exc,
+                        "The submission could not be recorded."
+                        if isinstance(exc, sqlite3.Error)
+                        else None,
+                    )
                 )
             if not isinstance(exc, Exception):
                 raise
@@ -648,7 +687,7 @@ class SubmissionStore:
             os.close(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
             fsync_directory(self.uploads_dir)
         try:
-            with self._database() as db:
+            with self._database() as db, _database_errors("The upload could not be recorded."):
                 db.execute(
                     'INSERT INTO uploads (id, length, "offset", expires_day_hour) '
                     "VALUES (?, ?, 0, ?)",
@@ -700,7 +739,7 @@ class SubmissionStore:
                 file.truncate()  # drop anything a crash left beyond the offset
                 file.flush()
                 os.fsync(file.fileno())
-            with self._database() as db:
+            with self._database() as db, _database_errors("The upload could not be recorded."):
                 db.execute(
                     'UPDATE uploads SET "offset" = ? WHERE id = ?', [new_offset, upload_id]
                 )
@@ -749,9 +788,14 @@ class SubmissionStore:
                     [record.id, record.day, record.size, sha256, sealed_by, record.state],
                 )
         except BaseException as exc:
-            blob.unlink(missing_ok=True)
+            # The row is still there (rolled back): put its bytes back beside it, so
+            # the upload can still be finished, rather than lose what was sent.
+            try:
+                os.replace(blob, part)
+            except OSError:
+                blob.unlink(missing_ok=True)
             if isinstance(exc, sqlite3.Error):
-                raise StorageError("The submission could not be recorded.") from exc
+                raise _storage_error(exc, "The submission could not be recorded.") from exc
             raise
         return record
 

@@ -41,6 +41,7 @@ from aiohttp.multipart import (
 from relay.activity import activity
 from relay.config import Config
 from relay.crypto.spool import EphemeralSpool
+from relay.errors import StorageFullError
 from relay.log import get_logger
 from relay.server import i18n
 from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISSION_SLOTS
@@ -148,6 +149,8 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
                 await asyncio.to_thread(
                     seal_submission, request.app[STORE], recipients, submission
                 )
+            except StorageFullError:
+                raise SourceProblem(STORAGE_FULL) from None
             except OSError as error:
                 if error.errno == errno.ENOSPC:
                     raise SourceProblem(STORAGE_FULL) from None

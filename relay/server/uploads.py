@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import time
 from collections import OrderedDict
@@ -43,7 +44,7 @@ from email.utils import format_datetime
 from aiohttp import ClientPayloadError, web
 
 from relay.activity import activity
-from relay.errors import UploadNotFoundError, UploadOffsetError
+from relay.errors import StorageFullError, UploadNotFoundError, UploadOffsetError
 from relay.fingerprint import recipient_set_fingerprint
 from relay.log import get_logger
 from relay.server.appkeys import CONFIG, KEYRING, STORE
@@ -201,6 +202,29 @@ async def options_uploads(request: web.Request) -> web.Response:
     )
 
 
+STORAGE_FULL_MESSAGE = "The relay is running out of storage space; try again later."
+
+_Handler = Callable[..., Awaitable[web.Response]]
+
+
+def _refused_when_the_disk_is_full(handler: _Handler) -> _Handler:
+    """A full disk met while writing is a 507, like one foreseen: never a 500.
+
+    The upload keeps the offset it had; the client resumes once there is space.
+    """
+
+    @functools.wraps(handler)
+    async def refusing(*args: object, **kwargs: object) -> web.Response:
+        try:
+            return await handler(*args, **kwargs)
+        except StorageFullError:
+            activity.count("upload_refused_disk_full")
+            return _refusal(507, STORAGE_FULL_MESSAGE)
+
+    return refusing
+
+
+@_refused_when_the_disk_is_full
 async def create_upload(request: web.Request) -> web.Response:
     """Creation extension: a new, empty upload of the announced length."""
     if (refused := _check_tus_version(request)) is not None:
@@ -227,7 +251,7 @@ async def create_upload(request: web.Request) -> web.Response:
     # sources out, so it gives way to a new upload (see upload_claims).
     # Checked first, so that an upload refused for want of disk evicts nobody.
     if _free_bytes_after_reserve(request) < state.claims.reserved_bytes(state.is_busy) + length:
-        return _refusal(507, "The relay is running out of storage space; try again later.")
+        return _refusal(507, STORAGE_FULL_MESSAGE)
     open_count, _ = await asyncio.to_thread(store.open_uploads)
     if open_count >= config.max_open_uploads:
         needed = open_count - config.max_open_uploads + 1
@@ -309,6 +333,7 @@ async def _locked(
         state.release(upload_id)
 
 
+@_refused_when_the_disk_is_full
 async def _patch_locked(request: web.Request, upload_id: str, offset: int) -> web.Response:
     record = await _current_upload(request, upload_id)
     if record is None:
@@ -324,7 +349,7 @@ async def _patch_locked(request: web.Request, upload_id: str, offset: int) -> we
     if declared is not None and declared > remaining:
         return _refusal(413, "The body goes past the announced Upload-Length.")
     if _free_bytes_after_reserve(request) < (declared or remaining):
-        return _refusal(507, "The relay is running out of storage space; try again later.")
+        return _refusal(507, STORAGE_FULL_MESSAGE)
     try:
         new_offset, overflow = await _receive_body(request, upload_id, offset, remaining)
     except UploadOffsetError as error:  # a concurrent writer won a race
