@@ -1,7 +1,8 @@
 # tiprelay: the relay's container image. docs/operators.md tells how to run it.
 #
 #   docker build -t tiprelay .
-#   docker build --build-arg DEBIAN_IMAGE=debian:bookworm-slim@sha256:<digest> -t tiprelay .
+#   docker build --build-arg DEBIAN_IMAGE=debian:bookworm-slim@sha256:<digest> \
+#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t tiprelay .
 #
 # It needs BuildKit (Docker >= 23 uses it by default; older: DOCKER_BUILDKIT=1).
 # Behind a TLS-inspecting proxy, hand the build your CA bundle as a build
@@ -9,7 +10,9 @@
 #   docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt -t tiprelay .
 #
 # Two stages: `build` makes the browser bundle (with the Node.js release pinned
-# in pyproject.toml, from package-lock.json) and a venv with tiprelay; the runtime stage has only
+# in pyproject.toml, from package-lock.json) and a venv with tiprelay and
+# exactly the Python packages of requirements/runtime.txt (pinned, hashed:
+# scripts/lock refreshes it); the runtime stage has only
 # Debian's python3 and that venv. Nothing secret is in the image: reviewers'
 # public keys are mounted at /keys, the settings at /config (both read-only),
 # and ciphertext lives on the /data volume. The root file system can be, and
@@ -67,6 +70,11 @@ RUN --mount=type=bind,target=/src,rw --mount=type=secret,id=ca_bundle \
 
 FROM ${DEBIAN_IMAGE}
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+
+# The commit the image says it was built from (a claim, not a proof: the
+# operator's guide tells how to check it against a checkout of that commit).
+ARG GIT_COMMIT=unknown
+LABEL org.opencontainers.image.revision=${GIT_COMMIT}
 
 # A fixed, unprivileged id, so the owner of the /data volume is the same on
 # every build and can be set on a host folder (chown 10001:10001).
