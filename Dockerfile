@@ -1,7 +1,8 @@
 # tiprelay: the relay's container image. docs/operators.md tells how to run it.
 #
 #   docker build -t tiprelay .
-#   docker build --build-arg DEBIAN_IMAGE=debian:bookworm-slim@sha256:<digest> -t tiprelay .
+#   docker build --build-arg DEBIAN_IMAGE=debian:bookworm-slim@sha256:<digest> \
+#     --build-arg GIT_COMMIT="$(git rev-parse HEAD)" -t tiprelay .
 #
 # It needs BuildKit (Docker >= 23 uses it by default; older: DOCKER_BUILDKIT=1).
 # Behind a TLS-inspecting proxy, hand the build your CA bundle as a build
@@ -9,7 +10,9 @@
 #   docker build --secret id=ca_bundle,src=/etc/ssl/certs/ca-certificates.crt -t tiprelay .
 #
 # Two stages: `build` makes the browser bundle (with the Node.js release pinned
-# in pyproject.toml, from package-lock.json) and a venv with tiprelay; the runtime stage has only
+# in pyproject.toml, from package-lock.json) and a venv with tiprelay and
+# exactly the Python packages of requirements/runtime.txt (pinned, hashed:
+# scripts/lock refreshes it); the runtime stage has only
 # Debian's python3 and that venv. Nothing secret is in the image: reviewers'
 # public keys are mounted at /keys, the settings at /config (both read-only),
 # and ciphertext lives on the /data volume. The root file system can be, and
@@ -38,27 +41,40 @@ RUN echo force-unsafe-io >/etc/dpkg/dpkg.cfg.d/build-stage-unsafe-io \
     && rm -rf /var/lib/apt/lists/*
 
 # One step on the bind-mounted source (a throwaway writable copy of the build
-# context): the pinned Node.js in a throwaway venv, the npm packages from the
-# lock file, the browser bundle (relay/web/static/dist/), then the venv. Only /opt/tiprelay is kept. The venv lives at the path it runs from
-# (its scripts name their interpreter); pip and setuptools leave it, since
-# nothing installs at run time.
+# context). A throwaway build venv gets the pinned Node.js and hatchling, each
+# from the locks with their hashes (requirements/dev.txt, build.txt); npm
+# installs from package-lock.json, esbuild makes the browser bundle
+# (relay/web/static/dist/), and hatchling the tiprelay wheel. The relay's venv
+# then gets exactly requirements/runtime.txt (--require-hashes: every file
+# checked against the lock) and the wheel with nothing more (--no-deps).
+# Only /opt/tiprelay is kept. The venv lives at the path it runs from (its
+# scripts name their interpreter); pip and setuptools leave it, since nothing
+# installs at run time.
 # hadolint ignore=DL3003
 RUN --mount=type=bind,target=/src,rw --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then \
         export npm_config_cafile=/run/secrets/ca_bundle PIP_CERT=/run/secrets/ca_bundle; \
     fi \
     && cd /src \
-    && python3 -m venv /tmp/node-venv \
-    && bash scripts/install-node /tmp/node-venv \
-    && PATH=/tmp/node-venv/bin:$PATH npm ci --loglevel=error \
-    && PATH=/tmp/node-venv/bin:$PATH bash scripts/build-js \
+    && python3 -m venv /tmp/build-venv \
+    && /tmp/build-venv/bin/pip install --require-hashes -r requirements/build.txt \
+    && bash scripts/install-node /tmp/build-venv \
+    && PATH=/tmp/build-venv/bin:$PATH npm ci --loglevel=error \
+    && PATH=/tmp/build-venv/bin:$PATH bash scripts/build-js \
+    && /tmp/build-venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
     && python3 -m venv /opt/tiprelay \
-    && /opt/tiprelay/bin/pip install . \
+    && /opt/tiprelay/bin/pip install --require-hashes -r requirements/runtime.txt \
+    && /opt/tiprelay/bin/pip install --no-deps /tmp/wheels/tiprelay-*.whl \
     && /opt/tiprelay/bin/pip uninstall -y -q pip setuptools \
     && /opt/tiprelay/bin/python docker/relay/trim_venv.py
 
 FROM ${DEBIAN_IMAGE}
 SHELL ["/bin/bash", "-euo", "pipefail", "-c"]
+
+# The commit the image says it was built from (a claim, not a proof: the
+# operator's guide tells how to check it against a checkout of that commit).
+ARG GIT_COMMIT=unknown
+LABEL org.opencontainers.image.revision=${GIT_COMMIT}
 
 # A fixed, unprivileged id, so the owner of the /data volume is the same on
 # every build and can be set on a host folder (chown 10001:10001).

@@ -299,7 +299,8 @@ def _verified_on_disk(bundle_dir: Path, info: SubmissionInfo) -> bool:
     return path.is_file() and path.stat().st_size == info.size and file_sha256(path) == info.sha256
 
 
-def _session(proxy: str | None) -> aiohttp.ClientSession:
+def client_session(proxy: str | None, *, auto_decompress: bool = False) -> aiohttp.ClientSession:
+    """A session to a relay: through ``proxy`` if given, no cookies, no environment proxies."""
     connector = proxy_connector(proxy) if proxy else None
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=CONNECT_TIMEOUT_SECONDS, sock_read=READ_TIMEOUT_SECONDS
@@ -310,7 +311,7 @@ def _session(proxy: str | None) -> aiohttp.ClientSession:
         timeout=timeout,
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,
-        auto_decompress=False,
+        auto_decompress=auto_decompress,
     )
 
 
@@ -336,7 +337,7 @@ async def pull_bundle(
     bundle_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     manifest = read_manifest(bundle_dir)
     report = PullReport()
-    async with _session(proxy) as session:
+    async with client_session(proxy) as session:
         client = ReviewerClient(session, server_url, key, page_size)
         listing = await _with_retries(client.list_submissions, retry)
         report.listed = len(listing)

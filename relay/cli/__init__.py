@@ -23,6 +23,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reviewer-key": ("relay.cli.reviewer:reviewer_key", "Make a reviewer's API signing key."),
     "reviewer": ("relay.cli.reviewer:reviewer", "Add, remove or list reviewers (operators)."),
     "pull": ("relay.cli.pull:pull", "Download new submissions into a bundle folder."),
+    "web-manifest": (
+        "relay.cli.web:web_manifest",
+        "Print the release manifest of the code sources get.",
+    ),
+    "verify-web": (
+        "relay.cli.web:verify_web",
+        "Check that a relay serves sources the code in a manifest.",
+    ),
 }
 
 

@@ -1,0 +1,41 @@
+"""The browser bundle is reproducible: same commit, same bytes, in any folder, at any time."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support_checkout import build_bundle, copy_checkout
+
+NODE_BIN = str(Path(sys.executable).parent)
+
+
+def _build_env(source_date_epoch: int, timezone: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = NODE_BIN + os.pathsep + env.get("PATH", "")
+    env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
+    env["TZ"] = timezone
+    return env
+
+
+@pytest.mark.slow  # about 5 s: two copies of node_modules and two builds
+def test_two_builds_in_different_folders_at_different_times_are_identical(
+    tmp_path: Path,
+) -> None:
+    first_checkout = copy_checkout(tmp_path / "first", node_modules=True)
+    second_checkout = copy_checkout(tmp_path / "elsewhere" / "second-copy", node_modules=True)
+
+    first = build_bundle(first_checkout, _build_env(1_000_000_000, "UTC"))
+    time.sleep(1.1)  # a different second on the clock, for anything that would read it
+    second = build_bundle(second_checkout, _build_env(1_700_000_000, "Asia/Tokyo"))
+
+    assert len(first) > 10_000
+    assert hashlib.sha256(first).hexdigest() == hashlib.sha256(second).hexdigest()
+    assert first == second
+    for checkout in (first_checkout, second_checkout, tmp_path):
+        assert str(checkout).encode() not in first, "the bundle names the folder it was built in"
