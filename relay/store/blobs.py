@@ -104,6 +104,7 @@ class TemporaryBlob:
         self._file: BinaryIO | None = os.fdopen(fd, "wb")
         self._hash = hashlib.sha256()
         self._size = 0
+        self._finished: tuple[Path, int, str] | None = None
 
     @property
     def size(self) -> int:
@@ -125,7 +126,9 @@ class TemporaryBlob:
         self._size += len(data)
 
     def finish(self) -> tuple[Path, int, str]:
-        """fsync and close; (path, size, hex SHA-256). The caller now owns the file."""
+        """fsync and close; (path, size, hex SHA-256). Again after finishing: the same."""
+        if self._finished is not None:
+            return self._finished
         if self._file is None:
             raise StorageError("This file is already committed or abandoned.")
         file, self._file = self._file, None
@@ -135,7 +138,8 @@ class TemporaryBlob:
                 os.fsync(file.fileno())
         finally:
             file.close()
-        return self.path, self._size, self._hash.hexdigest()
+        self._finished = (self.path, self._size, self._hash.hexdigest())
+        return self._finished
 
     def abort(self) -> None:
         """Discard what was written."""

@@ -130,6 +130,8 @@ class BlobWriter:
     def commit(self, sealed_by: str) -> SubmissionRecord:
         """fsync, rename into blobs/, fsync the folder, insert the row; then it is durable."""
         check_sealed_by(sealed_by)
+        if not self._blob.is_open:
+            raise StorageError("This submission is already committed or abandoned.")
         path, size, sha256 = self._blob.finish()
         return self._submissions.commit_file(path, size, sha256, sealed_by)
 
