@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -130,6 +131,7 @@ def test_the_running_relay_purges_replies_past_reply_retention_days(tmp_path: Pa
         deadline = datetime.now(UTC) + timedelta(seconds=15)
         while sql(relay.data_dir, "SELECT count(*) FROM reply_slots") != [(1,)]:
             assert datetime.now(UTC) < deadline, relay.log_text()
+            time.sleep(0.1)
     finally:
         relay.stop()
     assert sql(relay.data_dir, "SELECT tag FROM reply_slots") == [("0d" * 32,)]
