@@ -294,3 +294,20 @@ def test_a_relay_without_a_salt_starts_and_says_conversations_are_off(tmp_path: 
         assert "conversations.disabled_no_salt" in server.log_text()
     finally:
         server.stop()
+
+
+def test_a_reply_that_would_eat_into_the_disk_reserve_is_refused(
+    tmp_path: Path, api_key: SigningKey
+) -> None:
+    server = new_relay(
+        tmp_path / "relay",
+        {"disk_reserve_bytes": "1 TiB"},  # more than this disk has free
+        api_key_text=api_key.public_key_text,
+    )
+    server.start()
+    try:
+        refused = put(server, api_key, new_tag(), reply_file(server))
+        assert refused.status == 507
+        assert list((server.data_dir / "replies").iterdir()) == []
+    finally:
+        server.stop()

@@ -164,10 +164,14 @@ async def put_reply(request: web.Request) -> web.StreamResponse:
         )
     if token_hash is None or not is_valid_sha256(token_hash):
         return _json_error(400, "Reply-Delete-Token-Hash must be a SHA-256 in hex")
-    limit = request.app[CONFIG].max_reply_bytes
+    config, store = request.app[CONFIG], request.app[STORE]
+    limit = config.max_reply_bytes
     if request.content_length is not None and request.content_length > limit:
         return _too_large(limit)
-    store = request.app[STORE]
+    # The same disk reserve as sources' submissions: a reply never eats into it.
+    free = await asyncio.to_thread(store.free_bytes)
+    if free - (request.content_length or limit) < config.disk_reserve_bytes:
+        return _json_error(507, "The relay's disk is nearly full; tell its operator.")
     written = await asyncio.to_thread(store.reply_writer)
     try:
         refusal = await _receive(request, written, limit)
