@@ -72,6 +72,7 @@ class Config:
     keys_dir: Path
     sqlite_busy_timeout_ms: int
     retention_days: int
+    reply_retention_days: int
     upload_expiry_hours: int
     file_times_blur_seconds: int
     disk_reserve_bytes: int
@@ -188,6 +189,7 @@ _PARSERS: dict[str, _Parser] = {
     "keys_dir": _path,
     "sqlite_busy_timeout_ms": lambda v, _: _integer(v, 0, 600_000),
     "retention_days": lambda v, _: _integer(v, 1, 36_500),
+    "reply_retention_days": lambda v, _: _integer(v, 1, 365),
     "upload_expiry_hours": lambda v, _: _integer(v, 1, 24 * 365),
     "file_times_blur_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "disk_reserve_bytes": lambda v, _: _size(v, 0),
@@ -210,7 +212,7 @@ _PARSERS: dict[str, _Parser] = {
     "submit_min_bytes_per_second": lambda v, _: _size(v, 0),
     "connection_idle_timeout_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
     "signature_max_age_seconds": lambda v, _: _integer(v, 1, 24 * 3600),
-    "reply_ring_size": lambda v, _: _integer(v, 1, 1024),
+    "reply_ring_size": lambda v, _: _integer(v, 1, 256),
     "max_reply_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_reply_entries": lambda v, _: _integer(v, 1, 10_000),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),

@@ -60,4 +60,14 @@ class UploadOffsetError(StorageError):
         )
 
 
+class ReplySlotChangedError(StorageError):
+    """The reply slot no longer holds what the reply expected: pull, then reply again."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The reply slot changed since your last pull (another reply was pushed to it, "
+            "or it was deleted): pull, then reply again."
+        )
+
+
 USER_ERRORS: tuple[type[Exception], ...] = (TiprelayError, AgeError)

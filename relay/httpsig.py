@@ -23,7 +23,12 @@ Replay memory and the time window are the server's policy
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
+import hashlib
+import hmac
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -73,6 +78,8 @@ class VerifiedSignature:
     public_key: bytes
     created: int
     nonce: str
+    # Header fields the signature covers beyond COVERED_COMPONENTS (lower case).
+    covered_headers: frozenset[str] = frozenset()
 
 
 class _RelayEd25519(HTTPSignatureAlgorithm):
@@ -179,12 +186,16 @@ def sign_request(
     *,
     created: float | None = None,
     nonce: str | None = None,
+    signed_fields: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """The headers that sign this request: Content-Digest, Signature-Input, Signature.
 
     ``url`` is the absolute, already percent-encoded URL the request goes to.
+    ``signed_fields`` are further header fields (lower-case names) the request
+    carries and the signature covers; they are returned with the others.
     """
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(signed_fields or {})
+    extra = tuple(name.lower() for name in (signed_fields or {}))
     message = _Message(method=method.upper(), url=url, headers=headers)
     signer = HTTPMessageSigner(signature_algorithm=_RelayEd25519, key_resolver=_OneKeySigner(key))
     when = time.time() if created is None else created
@@ -195,27 +206,19 @@ def sign_request(
         nonce=nonce if nonce is not None else secrets.token_urlsafe(18),
         label=SIGNATURE_LABEL,
         tag=SIGNATURE_TAG,
-        covered_component_ids=COVERED_COMPONENTS,
+        covered_component_ids=COVERED_COMPONENTS + extra,
         body=body,
     )
     return headers
 
 
-def verify_request(
+def _verify_headers(
     method: str,
     url: str,
     header_lines: Iterable[tuple[str, str]],
-    body: bytes,
     public_key_for: Callable[[str], bytes | None],
-    *,
-    max_age_seconds: int,
-    now: float | None = None,
-) -> VerifiedSignature:
-    """Check a request's signature and body digest; raises SignatureFailure.
-
-    ``url`` is the absolute URL as received (scheme, Host header, raw path and
-    query); ``public_key_for`` maps a key id to a current public key or None.
-    """
+) -> tuple[_Message, _Verifier, list[Any], bytes]:
+    """The signature over the headers, checked: (message, verifier, results, public key)."""
     lines = _FieldLines(header_lines)
     if "signature" not in lines or "signature-input" not in lines:
         raise SignatureFailure(UNSIGNED)
@@ -235,12 +238,14 @@ def verify_request(
         raise SignatureFailure(INVALID) from None
     if resolver.unknown or resolver.resolved is None or len(results) != 1:
         raise SignatureFailure(UNKNOWN_KEY if resolver.unknown else INVALID)
-    try:
-        verifier.verify_body(message, results, body)
-    except HTTPMessageSignaturesException:
-        raise SignatureFailure(DIGEST_MISMATCH) from None
-    parameters = results[0].parameters
-    created, nonce, key_id = parameters.get("created"), results[0].nonce, parameters.get("keyid")
+    return message, verifier, list(results), resolver.resolved
+
+
+def _checked_parameters(
+    result: Any, public_key: bytes, max_age_seconds: int, now: float | None
+) -> VerifiedSignature:
+    parameters = result.parameters
+    created, nonce, key_id = parameters.get("created"), result.nonce, parameters.get("keyid")
     if not isinstance(created, int) or not isinstance(key_id, str):
         raise SignatureFailure(INVALID)
     if not isinstance(nonce, str) or not 16 <= len(nonce) <= MAX_NONCE_CHARS:
@@ -248,6 +253,115 @@ def verify_request(
     current = time.time() if now is None else now
     if created < current - max_age_seconds or created > current + CLOCK_SKEW_SECONDS:
         raise SignatureFailure(STALE)
+    covered = frozenset(
+        identifier.strip('"')
+        for identifier in result.covered_components
+        if identifier.startswith('"')
+        and identifier.endswith('"')
+        and ";" not in identifier
+        and not identifier.startswith('"@')
+    ) - frozenset(COVERED_COMPONENTS)
     return VerifiedSignature(
-        key_id=key_id, public_key=resolver.resolved, created=created, nonce=nonce
+        key_id=key_id,
+        public_key=public_key,
+        created=created,
+        nonce=nonce,
+        covered_headers=covered,
     )
+
+
+def verify_request(
+    method: str,
+    url: str,
+    header_lines: Iterable[tuple[str, str]],
+    body: bytes,
+    public_key_for: Callable[[str], bytes | None],
+    *,
+    max_age_seconds: int,
+    now: float | None = None,
+) -> VerifiedSignature:
+    """Check a request's signature and body digest; raises SignatureFailure.
+
+    ``url`` is the absolute URL as received (scheme, Host header, raw path and
+    query); ``public_key_for`` maps a key id to a current public key or None.
+    """
+    message, verifier, results, public_key = _verify_headers(
+        method, url, header_lines, public_key_for
+    )
+    try:
+        verifier.verify_body(message, results, body)
+    except HTTPMessageSignaturesException:
+        raise SignatureFailure(DIGEST_MISMATCH) from None
+    return _checked_parameters(results[0], public_key, max_age_seconds, now)
+
+
+class StreamedBodyDigest:
+    """The signed Content-Digest of a body too large to hold: fed chunk by chunk, then checked."""
+
+    def __init__(self, expected: dict[str, bytes]) -> None:
+        self._expected = expected
+        self._hashes = {algorithm: hashlib.new(_DIGESTS[algorithm]) for algorithm in expected}
+
+    def update(self, chunk: bytes) -> None:
+        """Hash the next piece of the body."""
+        for digest in self._hashes.values():
+            digest.update(chunk)
+
+    def matches(self) -> bool:
+        """Whether every signed digest equals the body's (constant time)."""
+        return all(
+            hmac.compare_digest(self._hashes[algorithm].digest(), value)
+            for algorithm, value in self._expected.items()
+        )
+
+
+_DIGESTS = {"sha-256": "sha256", "sha-512": "sha512"}
+_DIGEST_MEMBER = re.compile(r"(sha-256|sha-512)=:([A-Za-z0-9+/=]{1,200}):")
+
+
+def _signed_body_digests(result: Any) -> dict[str, bytes]:
+    """The digests the signature covers (its content-digest component), by algorithm."""
+    values = [
+        value
+        for identifier, value in result.covered_components.items()
+        if identifier == '"content-digest"'
+    ]
+    if len(values) != 1:
+        raise SignatureFailure(INVALID)
+    digests: dict[str, bytes] = {}
+    # RFC 9530 / RFC 8941 dictionary of byte sequences: "sha-256=:<base64>:, ...".
+    for member in str(values[0]).split(","):
+        match = _DIGEST_MEMBER.fullmatch(member.strip(" \t"))
+        if match is None or match.group(1) in digests:
+            raise SignatureFailure(DIGEST_MISMATCH)
+        algorithm = match.group(1)
+        try:
+            value = base64.b64decode(match.group(2), validate=True)
+        except (binascii.Error, ValueError):
+            raise SignatureFailure(DIGEST_MISMATCH) from None
+        if len(value) != hashlib.new(_DIGESTS[algorithm]).digest_size:
+            raise SignatureFailure(DIGEST_MISMATCH)
+        digests[algorithm] = value
+    return digests
+
+
+def verify_request_headers(
+    method: str,
+    url: str,
+    header_lines: Iterable[tuple[str, str]],
+    public_key_for: Callable[[str], bytes | None],
+    *,
+    max_age_seconds: int,
+    now: float | None = None,
+) -> tuple[VerifiedSignature, StreamedBodyDigest]:
+    """Check a request's signature before its (large) body is read; raises SignatureFailure.
+
+    The body is not yet checked: feed it to the returned ``StreamedBodyDigest``
+    while receiving it, and act on it only if ``matches()`` at the end.
+    """
+    _message, _verifier, results, public_key = _verify_headers(
+        method, url, header_lines, public_key_for
+    )
+    digests = _signed_body_digests(results[0])
+    verified = _checked_parameters(results[0], public_key, max_age_seconds, now)
+    return verified, StreamedBodyDigest(digests)

@@ -6,6 +6,9 @@
     age_recipient = "age1..."                 # every submission is encrypted to it
     api_key = "ed25519:<base64 of 32 bytes>"  # optional; signs reviewer API requests
 
+Beside them, ``keys/conversation-salt`` is the relay's public conversation
+salt (see relay.conversation_salt); it is not a reviewer.
+
 The relay refuses to load the folder, naming the file, when it holds no
 reviewer, a malformed or unexpected file, two reviewers sharing a key, or
 anything anywhere in it that looks like private key material: a seized server
@@ -24,6 +27,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay.conversation_salt import SALT_FILE_NAME
 from relay.crypto.errors import KeyFormatError
 from relay.crypto.recipients import X25519Recipient
 from relay.errors import KeyringError
@@ -208,14 +212,14 @@ def _load_reviewers(keys_dir: Path) -> list[Reviewer]:
     contents = _check_all_files(keys_dir)
     parsed: list[tuple[Path, Reviewer]] = []
     for entry in sorted(keys_dir.iterdir()):
-        if _is_ignored(entry.name):
-            continue
+        if _is_ignored(entry.name) or entry.name == SALT_FILE_NAME:
+            continue  # the salt is read by relay.conversation_salt
         if entry.is_dir():
             raise KeyringError(f"{entry} is a folder; the keys folder holds only files.")
         if not entry.name.endswith(REVIEWER_FILE_SUFFIX):
             raise KeyringError(
                 f"{entry} is not a reviewer file; the keys folder holds <name>.toml "
-                "files (and READMEs). Remove or rename it."
+                "files (and READMEs, and conversation-salt). Remove or rename it."
             )
         parsed.append((entry, _parse_reviewer(entry, contents[entry])))
     _refuse_shared_keys(parsed)

@@ -230,3 +230,16 @@ class Socks5Proxy:
             await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
         except (ConnectionError, asyncio.IncompleteReadError):
             writer.close()
+
+
+def signed_with_fields(
+    base_url: str,
+    method: str,
+    path: str,
+    key: SigningKey,
+    fields: dict[str, str],
+    body: bytes = b"",
+) -> Answer:
+    """A signed request carrying header ``fields`` that the signature covers too."""
+    headers = httpsig.sign_request(method, base_url + path, body, key, signed_fields=fields)
+    return send(base_url, method, path, headers, body)

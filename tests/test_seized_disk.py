@@ -129,13 +129,12 @@ def test_many_deletions_across_btree_pages_leave_no_trace(tmp_path: Path) -> Non
     with SubmissionStore(data_dir) as store:
         # About 30 rows fill a page: this many split the table into several.
         records = [commit(store, os.urandom(64)) for _ in range(100)]
-        assert store._db is not None
-        assert store._db.execute("PRAGMA page_count").fetchone()[0] >= 8
+        assert store.sqlite().execute("PRAGMA page_count").fetchone()[0] >= 8
         doomed = chooser.sample(records, 40)
         for record in doomed[:20]:
             assert store.delete(record.id)
         # Retention deletes the others in one transaction: make them look old.
-        store._db.execute(
+        store.sqlite().execute(
             "UPDATE submissions SET day = '2000-01-01' WHERE id IN ("
             + ",".join("?" * 20)
             + ")",
@@ -173,10 +172,9 @@ def test_a_finished_upload_leaves_no_hour_beside_the_submission_it_became(
 def test_the_database_keeps_a_rollback_journal_and_full_sync(tmp_path: Path) -> None:
     with SubmissionStore(tmp_path / "data") as store:
         commit(store, b"x")
-        assert store._db is not None
-        assert store._db.execute("PRAGMA journal_mode").fetchone() == ("truncate",)
-        assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
-        assert store._db.execute("PRAGMA secure_delete").fetchone() == (1,)
+        assert store.sqlite().execute("PRAGMA journal_mode").fetchone() == ("truncate",)
+        assert store.sqlite().execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert store.sqlite().execute("PRAGMA secure_delete").fetchone() == (1,)
 
 
 def test_a_database_left_in_wal_mode_is_converted_without_losing_rows(tmp_path: Path) -> None:
@@ -251,8 +249,12 @@ def test_a_blur_run_gives_every_file_and_folder_one_change_time_and_midnight(
         upload = store.create_upload(10)
         store.append_upload(upload.id, 0, b"12345")
         assert store.delete(records[0].id)
+        with store.reply_writer() as reply:
+            reply.write(os.urandom(200))
+            slot = store.put_reply("ab" * 32, None, "cd" * 32, reply)
         paths = every_path(data_dir)
-        assert len(paths) == 10  # 4 folders, 2 blobs, 1 part, database, journal, lock
+        # 5 folders, 2 blobs, 1 part, 1 reply, database, journal, lock
+        assert len(paths) == 12
         time.sleep(0.05)  # arrivals and the blur are measurably apart
         before = file_system_now_ns(tmp_path / "clock")
         store.blur_file_times()
@@ -262,6 +264,8 @@ def test_a_blur_run_gives_every_file_and_folder_one_change_time_and_midnight(
         for record in records[1:]:
             stat = store.blob_path(record.id).stat()
             assert stat.st_mtime_ns == stat.st_atime_ns == midnight_of(record.day)
+        (reply_file,) = (data_dir / "replies").iterdir()
+        assert reply_file.stat().st_mtime_ns == midnight_of(slot.day)
 
 
 def test_the_running_relay_blurs_change_times_on_its_period(

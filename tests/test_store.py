@@ -78,9 +78,8 @@ def test_open_creates_private_folders_and_a_journalled_database(
         if file.is_file():  # relay.sqlite3, its -journal, lock
             assert file.stat().st_mode & 0o777 == 0o600, file.name
     assert "relay.sqlite3-journal" in names(data_dir)
-    assert store._db is not None
-    assert store._db.execute("PRAGMA journal_mode").fetchone() == ("truncate",)
-    assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert store.sqlite().execute("PRAGMA journal_mode").fetchone() == ("truncate",)
+    assert store.sqlite().execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
 
 
 def test_a_second_store_on_the_same_folder_is_refused(store: SubmissionStore, data_dir: Path):
@@ -142,7 +141,7 @@ def test_a_commit_that_fails_in_a_group_fails_alone(store: SubmissionStore, data
     # Hold the commit turn so that both commits queue up into one group.
     doomed = store.blob_writer()
     doomed.write(b"lost before its rename")
-    os.unlink(data_dir / "tmp" / doomed._path.name)  # the rename will fail
+    os.unlink(data_dir / "tmp" / doomed.path.name)  # the rename will fail
     outcomes: dict[str, object] = {}
 
     def run(name: str, action: object) -> None:
@@ -151,19 +150,19 @@ def test_a_commit_that_fails_in_a_group_fails_alone(store: SubmissionStore, data
         except StorageError as exc:
             outcomes[name] = exc
 
-    with store._commit_turn:
-        store._committing = True
+    with store.submissions._commit_turn:
+        store.submissions._committing = True
         threads = [
             threading.Thread(target=run, args=("doomed", lambda: doomed.commit("server"))),
             threading.Thread(target=run, args=("fine", lambda: commit(store, b"fine"))),
         ]
         for thread in threads:
             thread.start()
-    while len(store._commit_queue) < 2:
+    while len(store.submissions._commit_queue) < 2:
         threading.Event().wait(0.01)
-    with store._commit_turn:
-        store._committing = False
-        store._commit_turn.notify_all()
+    with store.submissions._commit_turn:
+        store.submissions._committing = False
+        store.submissions._commit_turn.notify_all()
     for thread in threads:
         thread.join()
     assert isinstance(outcomes["doomed"], StorageError)
@@ -561,8 +560,7 @@ def test_migrations_are_recorded_once_and_reopening_changes_nothing(data_dir: Pa
     recorded = [row[0] for row in sql(data_dir, "SELECT name FROM migrations ORDER BY name")]
     assert recorded == sorted(m.__name__ for m in MIGRATIONS)
     with SubmissionStore(data_dir) as store:
-        assert store._db is not None
-        assert run_migrations(store._db) == []
+        assert run_migrations(store.sqlite()) == []
     assert len(sql(data_dir, "SELECT name FROM migrations")) == len(MIGRATIONS)
 
 

@@ -22,6 +22,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("relay.cli.demo:demo", "Run a throwaway local relay to try tiprelay out."),
     "reviewer-key": ("relay.cli.reviewer:reviewer_key", "Make a reviewer's API signing key."),
     "reviewer": ("relay.cli.reviewer:reviewer", "Add, remove or list reviewers (operators)."),
+    "conversation-salt": (
+        "relay.cli.reviewer:conversation_salt",
+        "Make the relay's conversation salt once (operators).",
+    ),
     "pull": ("relay.cli.pull:pull", "Download new submissions into a bundle folder."),
     "web-manifest": (
         "relay.cli.web:web_manifest",

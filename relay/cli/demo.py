@@ -18,6 +18,7 @@ import click
 
 from relay.cli.common import fail, no_core_dumps
 from relay.config import load_config
+from relay.conversation_salt import ensure_conversation_salt
 from relay.crypto.identities import X25519Identity, parse_identity_file
 from relay.crypto.signing import SigningKey
 from relay.errors import TiprelayError
@@ -98,6 +99,7 @@ def prepare_demo_folder(directory: Path, port: int) -> Path:
     keys_dir = directory / "keys"
     if not (keys_dir / f"{DEMO_REVIEWER}.toml").exists():
         write_reviewer_file(keys_dir, DEMO_REVIEWER, identity.recipient, api_key.public_bytes)
+    ensure_conversation_salt(keys_dir)
     (directory / "data").mkdir(mode=0o700, exist_ok=True)
     config_path = directory / CONFIG_FILE
     config_path.write_text(

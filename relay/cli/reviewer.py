@@ -119,6 +119,41 @@ def add(name: str, age_recipient: str, api_key: str | None, keys_dir: Path) -> N
     except KeyringError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Added reviewer {name} ({path}). {_RELOAD_HINT}")
+    _ensure_salt(keys_dir)
+
+
+def _ensure_salt(keys_dir: Path) -> None:
+    """Make the conversation salt if keys/ has none yet, and say so."""
+    from relay.conversation_salt import ensure_conversation_salt, salt_path
+
+    try:
+        _salt, made = ensure_conversation_salt(keys_dir)
+    except (KeyringError, OSError) as exc:
+        raise click.ClickException(f"The conversation salt: {exc}") from None
+    if made:
+        click.echo(
+            f"Made the relay's conversation salt ({salt_path(keys_dir)}). Back it up with "
+            "keys/: if it is lost, no source can find their replies again."
+        )
+
+
+@click.command("conversation-salt")
+@_keys_dir_option
+def conversation_salt(keys_dir: Path) -> None:
+    """Make the relay's conversation salt once (if missing) and print it.
+
+    Replies to sources (conversations) need it; `tiprelay reviewer add` makes
+    it too. It is public. It is never replaced: back it up with keys/.
+
+    \b
+    Example:
+      tiprelay conversation-salt --keys-dir /etc/tiprelay/keys
+    """
+    from relay.conversation_salt import ensure_conversation_salt
+
+    _ensure_salt(keys_dir)
+    salt, _made = ensure_conversation_salt(keys_dir)
+    click.echo(salt.hex())
 
 
 @reviewer.command("remove")

@@ -23,10 +23,18 @@ from aiohttp.multipart import BadContentDispositionHeader, BadContentDisposition
 
 from relay.activity import activity
 from relay.config import Config
+from relay.conversation_salt import load_conversation_salt
 from relay.errors import KeyringError
 from relay.keyring import KeyringHolder
 from relay.log import get_logger
-from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISSION_SLOTS
+from relay.server.appkeys import (
+    CONFIG,
+    CONVERSATION_SALT,
+    KEYRING,
+    RECEIVE_MEMORY,
+    STORE,
+    SUBMISSION_SLOTS,
+)
 from relay.server.middlewares import add_security_headers, choose_language, error_pages
 from relay.server.receive_memory import ReceiveMemory
 from relay.server.routes import setup_source_routes
@@ -46,6 +54,8 @@ LINGERING_SECONDS = 10.0
 _OPTIONAL_FEATURES = (
     ("relay.server.reviewer_api", "setup_reviewer_api"),
     ("relay.server.uploads", "setup_uploads"),
+    ("relay.server.reviewer_replies", "setup_reviewer_replies"),
+    ("relay.server.source_replies", "setup_source_replies"),
 )
 
 _log = get_logger("relay.server.app")
@@ -61,6 +71,9 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     holder = KeyringHolder(config.keys_dir)
     holder.current  # noqa: B018 (loads the keys now, so a bad keys/ fails at start)
     app[KEYRING] = holder
+    app[CONVERSATION_SALT] = load_conversation_salt(config.keys_dir)
+    if app[CONVERSATION_SALT] is None:
+        _log.warning("conversations.disabled_no_salt")
     app.on_response_prepare.append(add_security_headers)
     app[SUBMISSION_SLOTS] = asyncio.Semaphore(config.max_concurrent_submissions)
     app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
@@ -117,18 +130,24 @@ async def _in_background(loop: Coroutine[None, None, None], name: str) -> AsyncI
 
 
 async def purge_expired_submissions(app: web.Application) -> AsyncIterator[None]:
-    """A background task deleting submissions older than ``retention_days`` (row and blob)."""
+    """A background task deleting submissions older than ``retention_days`` (row and blob),
+    and replies older than ``reply_retention_days``."""
     async with _in_background(_retention_loop(app), "retention"):
         yield
 
 
 async def _retention_loop(app: web.Application) -> None:
-    days = app[CONFIG].retention_days
+    config, store = app[CONFIG], app[STORE]
+    purges = (
+        (store.purge_older_than, config.retention_days),
+        (store.purge_replies_older_than, config.reply_retention_days),
+    )
     while True:
-        try:
-            await asyncio.to_thread(app[STORE].purge_older_than, days)
-        except Exception as error:  # keep purging later; log the type only
-            _log.error("retention.failed", error_type=type(error).__name__)
+        for purge, days in purges:
+            try:
+                await asyncio.to_thread(purge, days)
+            except Exception as error:  # keep purging later; log the type only
+                _log.error("retention.failed", error_type=type(error).__name__)
         await asyncio.sleep(RETENTION_INTERVAL_SECONDS)
 
 

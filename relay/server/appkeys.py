@@ -24,3 +24,6 @@ SUBMISSION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("submission_slots")
 # Form bytes held in memory by every no-JS submission being received
 # (config.max_receiving_memory_bytes).
 RECEIVE_MEMORY: web.AppKey[ReceiveMemory] = web.AppKey("receive_memory")
+# The relay's public conversation salt (keys/conversation-salt), read once at
+# start; None when the operator has not made one: conversations are then off.
+CONVERSATION_SALT: web.AppKey[bytes | None] = web.AppKey("conversation_salt")

@@ -78,10 +78,15 @@ class AuthenticatedReviewer:
     """The reviewer whose current key signed a request."""
 
     name: str
+    # Header fields the signature covers beyond the standard set (lower case).
+    covered_headers: frozenset[str] = frozenset()
 
 
-REVIEWER: web.RequestKey[AuthenticatedReviewer] = web.RequestKey(
-    "reviewer", AuthenticatedReviewer
+REVIEWER: web.RequestKey[AuthenticatedReviewer] = web.RequestKey("reviewer", AuthenticatedReviewer)
+# For a streamed body (see require_reviewer_signature_streamed): the signed
+# digest the handler must check the body against before acting on it.
+SIGNED_BODY_DIGEST: web.RequestKey[httpsig.StreamedBodyDigest] = web.RequestKey(
+    "signed_body_digest", httpsig.StreamedBodyDigest
 )
 
 
@@ -110,11 +115,31 @@ def require_reviewer_signature(handler: Handler) -> Handler:
     return signed_handler
 
 
-async def authenticate(request: web.Request) -> tuple[str, AuthenticatedReviewer | None]:
-    """(failure kind, None) or ("", the reviewer) for this request."""
-    body = await _read_small_body(request)
-    if body is None:
-        return _BODY_TOO_LARGE, None
+def require_reviewer_signature_streamed(handler: Handler) -> Handler:
+    """Like require_reviewer_signature, for a body too large to read first (a reply).
+
+    The signature over the headers is checked before any of the body is read;
+    the handler receives the signed digest (``request[SIGNED_BODY_DIGEST]``),
+    feeds it the body as it streams, and must refuse the request, keeping
+    nothing, unless it matches at the end.
+    """
+
+    @wraps(handler)
+    async def signed_handler(request: web.Request) -> web.StreamResponse:
+        failure, reviewer, digest = _authenticate_headers(request)
+        if reviewer is None or digest is None:
+            _log.warning("reviewer_auth_failed", error_type=failure)
+            return unauthorized()
+        request[REVIEWER] = reviewer
+        request[SIGNED_BODY_DIGEST] = digest
+        return await handler(request)
+
+    return signed_handler
+
+
+def _public_key_lookup(
+    request: web.Request,
+) -> tuple[dict[bytes, str], Callable[[str], bytes | None]]:
     keyring = request.app[KEYRING].current
     names_by_key = {
         reviewer.api_key: reviewer.name
@@ -129,6 +154,51 @@ async def authenticate(request: web.Request) -> tuple[str, AuthenticatedReviewer
             return None
         return public_key if public_key in names_by_key else None
 
+    return names_by_key, public_key_for
+
+
+def _authenticate_headers(
+    request: web.Request,
+) -> tuple[str, AuthenticatedReviewer | None, httpsig.StreamedBodyDigest | None]:
+    names_by_key, public_key_for = _public_key_lookup(request)
+    max_age = int(request.app[CONFIG].signature_max_age_seconds)
+    now = time.time()
+    try:
+        verified, digest = httpsig.verify_request_headers(
+            request.method,
+            f"{request.scheme}://{request.host}{request.raw_path}",
+            [(name, value) for name, value in request.headers.items()],
+            public_key_for,
+            max_age_seconds=max_age,
+            now=now,
+        )
+    except httpsig.SignatureFailure as failure:
+        return failure.kind, None, None
+    problem = _remember_nonce(request, verified, max_age, now)
+    if problem is not None:
+        return problem, None, None
+    reviewer = AuthenticatedReviewer(
+        name=names_by_key[verified.public_key], covered_headers=verified.covered_headers
+    )
+    return "", reviewer, digest
+
+
+def _remember_nonce(
+    request: web.Request, verified: httpsig.VerifiedSignature, max_age: int, now: float
+) -> str | None:
+    # Remembered until the signature is too old to pass the window check anyway.
+    forget_after = verified.created + max_age + 1
+    # Keyed by the key's bytes: two spellings of one key id share their nonces.
+    signer = verified.public_key.hex()
+    return request.app[NONCE_MEMORY].remember(signer, verified.nonce, forget_after, now)
+
+
+async def authenticate(request: web.Request) -> tuple[str, AuthenticatedReviewer | None]:
+    """(failure kind, None) or ("", the reviewer) for this request."""
+    body = await _read_small_body(request)
+    if body is None:
+        return _BODY_TOO_LARGE, None
+    names_by_key, public_key_for = _public_key_lookup(request)
     max_age = int(request.app[CONFIG].signature_max_age_seconds)
     now = time.time()
     try:
@@ -143,14 +213,12 @@ async def authenticate(request: web.Request) -> tuple[str, AuthenticatedReviewer
         )
     except httpsig.SignatureFailure as failure:
         return failure.kind, None
-    # Remembered until the signature is too old to pass the window check anyway.
-    forget_after = verified.created + max_age + 1
-    # Keyed by the key's bytes: two spellings of one key id share their nonces.
-    signer = verified.public_key.hex()
-    problem = request.app[NONCE_MEMORY].remember(signer, verified.nonce, forget_after, now)
+    problem = _remember_nonce(request, verified, max_age, now)
     if problem is not None:
         return problem, None
-    return "", AuthenticatedReviewer(name=names_by_key[verified.public_key])
+    return "", AuthenticatedReviewer(
+        name=names_by_key[verified.public_key], covered_headers=verified.covered_headers
+    )
 
 
 async def _read_small_body(request: web.Request) -> bytes | None:

@@ -1,0 +1,83 @@
+"""The schema, as named migrations: each is applied once and recorded in ``migrations``.
+
+Never edit a migration that has shipped; add a new one at the end of ``MIGRATIONS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from sqlite_utils import Database
+
+Migration = Callable[[Database], None]
+
+
+def create_submissions_table(db: Database) -> None:
+    """Submissions: no rowid, so nothing records the order of arrival within a day."""
+    db.execute(
+        """CREATE TABLE submissions (
+            id TEXT PRIMARY KEY CHECK (length(id) = 32),
+            day TEXT NOT NULL CHECK (length(day) = 10),
+            size INTEGER NOT NULL CHECK (size >= 0),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            sealed_by TEXT NOT NULL CHECK (sealed_by IN ('server', 'browser')),
+            state TEXT NOT NULL
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX submissions_by_day ON submissions (day)")
+
+
+def create_uploads_table(db: Database) -> None:
+    """Resumable uploads in progress."""
+    db.execute(
+        """CREATE TABLE uploads (
+            id TEXT PRIMARY KEY CHECK (length(id) = 32),
+            length INTEGER NOT NULL CHECK (length > 0),
+            "offset" INTEGER NOT NULL CHECK ("offset" >= 0 AND "offset" <= length),
+            expires_day_hour TEXT NOT NULL CHECK (length(expires_day_hour) = 13)
+        ) WITHOUT ROWID"""
+    )
+
+
+def create_reply_slots_table(db: Database) -> None:
+    """Reply slots, keyed by their tag alone: no column links one slot to another.
+
+    ``blob`` is the random name of the file in replies/ (never the tag);
+    ``sha256`` is the hash the slot holds (compare-and-swap); the delete
+    token itself is never stored, only its hash. No rowid: nothing records
+    the order in which slots were written.
+    """
+    db.execute(
+        """CREATE TABLE reply_slots (
+            tag TEXT PRIMARY KEY CHECK (length(tag) = 64),
+            blob TEXT NOT NULL UNIQUE CHECK (length(blob) = 32),
+            day TEXT NOT NULL CHECK (length(day) = 10),
+            size INTEGER NOT NULL CHECK (size >= 0),
+            sha256 TEXT NOT NULL CHECK (length(sha256) = 64),
+            delete_token_sha256 TEXT NOT NULL CHECK (length(delete_token_sha256) = 64)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX reply_slots_by_day ON reply_slots (day)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    create_submissions_table,
+    create_uploads_table,
+    create_reply_slots_table,
+)
+
+
+def run_migrations(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
+    """Apply each migration not yet recorded, each in its own transaction; the names applied."""
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY) WITHOUT ROWID")
+    done = {row["name"] for row in db.query("SELECT name FROM migrations")}
+    applied: list[str] = []
+    for migration in migrations:
+        name = migration.__name__
+        if name in done:
+            continue
+        with db.atomic():
+            migration(db)
+            db.execute("INSERT INTO migrations (name) VALUES (?)", [name])
+        applied.append(name)
+    return applied
