@@ -7,6 +7,7 @@ import traceback
 
 import pytest
 
+from tests import support_fresh_debian
 from tests.support_process import children_inherit_default_signals
 
 # CPython 3.11 and 3.12 keep the AST builder's recursion depth in one
@@ -28,3 +29,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # Under nohup, or `cmd &` in a non-interactive shell, SIGINT/SIGHUP are ignored
     # and every child would inherit that (tests/support_process.py says more).
     children_inherit_default_signals()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # The fresh-Debian check waits mostly on downloads: it runs beside the suite.
+    support_fresh_debian.start_early(session.items)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    support_fresh_debian.stop()

@@ -12,8 +12,11 @@
 # The caller sets: work (a short, empty folder: the socket path must stay under
 # 108 bytes), cache_dir, mirror, engine_name (a word naming the containerd
 # namespace), and defines log and fail; it calls engine_cleanup from its EXIT
-# trap. One private engine runs at a time on a machine (a lock in cache_dir):
-# a second caller waits up to 10 minutes for the first.
+# trap. A caller that needs to be the only private engine on the machine (the
+# smoke test: its compose network has a fixed subnet) calls engine_take_lock;
+# a second such caller waits up to 10 minutes for the first. Engines that do not
+# (the fresh-Debian check) run beside it: each has its own socket, data root and
+# containerd namespace.
 
 dockerd_pid=
 docker_cli=
@@ -119,6 +122,9 @@ make_base_image() {
   mkdir -p "$cache_dir"
   local tarball
   tarball="$cache_dir/debian-bookworm-slim-$(date -u +%Y%m%d).tar"
+  # Two engines may want it at once: one makes it while the other waits.
+  exec 8>"$cache_dir/base-image.lock"
+  flock --timeout 900 8 || fail "another run has been making the base image for 15 minutes"
   if [ -s "$tarball" ]; then
     log "base image: cached $tarball"
   else
@@ -133,6 +139,7 @@ $(tail -n 30 "$work/debootstrap.log")"
     # One tarball a day is enough; older ones only take space.
     find "$cache_dir" -maxdepth 1 -name 'debian-bookworm-slim-*.tar' -not -path "$tarball" -delete
   fi
+  exec 8>&-
   docker import --change 'CMD ["bash"]' "$tarball" debian:bookworm-slim >/dev/null
 }
 

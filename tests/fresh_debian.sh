@@ -61,7 +61,6 @@ command -v git >/dev/null || fail "git is not installed"
 . "$repo/tests/docker_engine.sh"
 engine_name=fresh
 engine_check_tools
-engine_take_lock
 
 # A short path: the daemon's unix socket path must stay under 108 bytes.
 work=$(mktemp -d /tmp/tiprelay-fresh.XXXXXX)
