@@ -44,6 +44,8 @@ from relay.files import HASH_CHUNK_BYTES
 
 SCRUBBED_NAME = "SCRUBBED.json"
 SCRUBBED_FORMAT = 1
+# A decrypted submission's form fields and conversation keys: never for sharing.
+SUBMISSION_RECORD = "submission.json"
 CLEANED = "cleaned"
 NOT_CLEANED = "NOT CLEANED"
 
@@ -142,6 +144,7 @@ class ScrubReport:
     """Every file's result; ``all_cleaned`` is False if even one is not."""
 
     files: list[FileScrub] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
 
     @property
     def all_cleaned(self) -> bool:
@@ -190,11 +193,36 @@ def scrub_tree(source: Path, out_dir: Path, limits: ScrubLimits | None = None) -
     work = Path(tempfile.mkdtemp(prefix=".scrub-work-", dir=out_dir))
     try:
         for original, relative in _files(source):
+            if relative == SUBMISSION_RECORD:
+                report.left_out.append(relative)
+                continue
             report.files.append(_scrub_one(mat2, original, relative, out_dir, work, limits))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _write_record(out_dir, report)
     return report
+
+
+def metadata_lines(label: str, folder: Path, limits: ScrubLimits | None = None) -> list[str]:
+    """Per file under ``folder``, the kinds of identifying metadata it still carries."""
+    try:
+        mat2 = find_mat2()
+    except Mat2MissingError as exc:
+        return [f"NOTE: {label}: identifying metadata not checked: {exc}"]
+    limits = limits or ScrubLimits()
+    lines = []
+    for path, relative in _files(folder):
+        size = path.stat().st_size
+        too_large = _too_large(size, limits) if size > limits.max_file_bytes else ""
+        shown = MetadataShown(problem=too_large) if too_large else _show(mat2, path, limits)
+        if shown.problem:
+            lines.append(f"METADATA: {label} {relative}: not checked: {shown.problem}")
+        elif kinds := sorted(kinds_of(shown.identifying)):
+            lines.append(f"METADATA: {label} {relative} carries: {', '.join(kinds)} "
+                         "(tiprelay scrub makes copies without it)")
+        else:
+            lines.append(f"METADATA: {label} {relative}: nothing identifying found")
+    return lines
 
 
 def _files(source: Path) -> Iterator[tuple[Path, str]]:
@@ -216,9 +244,7 @@ def _scrub_one(
 
     size = original.stat().st_size
     if size > limits.max_file_bytes:
-        return refused(f"{size} bytes is over the limit of {limits.max_file_bytes}; not read")
-    if zipfile.is_zipfile(original) and (bomb := _zip_problem(original, limits)):
-        return refused(bomb)
+        return refused(_too_large(size, limits))
     slot = Path(tempfile.mkdtemp(dir=work))
     # mat2 picks the parser from the extension: keep it, but nothing else of the name.
     working = slot / ("file" + original.suffix.lower()[:16])
@@ -241,6 +267,10 @@ def _scrub_one(
     return FileScrub(relative, CLEANED, original_hash, _sha256(target), removed=removed)
 
 
+def _too_large(size: int, limits: ScrubLimits) -> str:
+    return f"{size} bytes is over the limit of {limits.max_file_bytes}; not read"
+
+
 def _zip_problem(path: Path, limits: ScrubLimits) -> str:
     try:
         with zipfile.ZipFile(path) as archive:
@@ -259,8 +289,11 @@ def _zip_problem(path: Path, limits: ScrubLimits) -> str:
 
 
 def _show(mat2: str, path: Path, limits: ScrubLimits) -> MetadataShown:
+    if zipfile.is_zipfile(path) and (bomb := _zip_problem(path, limits)):
+        return MetadataShown(problem=bomb)  # mat2 would unpack it to read it
     with tempfile.TemporaryFile() as output:
-        problem = _run_mat2(mat2, ["--show", path.name], path.parent, limits, output)
+        # "./": a name that starts with "-" is a file, not an option.
+        problem = _run_mat2(mat2, ["--show", f"./{path.name}"], path.parent, limits, output)
         output.seek(0)
         text = output.read(_MAX_SHOWN_BYTES).decode("utf-8", "replace")
     errors = [line for line in text.splitlines() if line.startswith("[-]")]
@@ -340,6 +373,10 @@ def _write_record(out_dir: Path, report: ScrubReport) -> None:
         "tool": "mat2",
         "all_cleaned": report.all_cleaned,
         "files": [item.as_json() for item in report.files],
+        "left_out": [
+            {"path": path, "why": "the submission's own record (conversation keys): never share it"}
+            for path in report.left_out
+        ],
     }
     temporary = out_dir / f".{SCRUBBED_NAME}.tmp"
     temporary.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", "utf-8")

@@ -30,6 +30,8 @@ def scrub_summary_lines(report: ScrubReport, out_dir: Path) -> list[str]:
                 f"NOT CLEANED  {item.path}: {item.problem}{carries}. No copy was written: "
                 "do not share the original."
             )
+    lines.extend(f"left out    {path}: the submission's own record; never share it"
+                 for path in report.left_out)
     cleaned = sum(item.status == CLEANED for item in report.files)
     lines.append(
         f"{cleaned} of {len(report.files)} file(s) cleaned into {out_dir}; "
