@@ -147,3 +147,49 @@ def zip_bomb_docx(unpacked_bytes: int) -> bytes:
             for _ in range(unpacked_bytes >> 20):
                 entry.write(block)
     return out.getvalue()
+
+
+def jpeg_rotated_with_camera() -> bytes:
+    """A JPEG saved sideways (EXIF orientation 6) by a named camera."""
+    exif = Image.Exif()
+    exif[0x010F] = CAMERA_MAKE
+    exif[0x0110] = CAMERA_MODEL
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    picture().save(out, "JPEG", exif=exif, quality=90)
+    return out.getvalue()
+
+
+def docx_with_bomb_in_its_properties(unpacked_bytes: int) -> bytes:
+    """A .docx whose docProps/core.xml inflates to ``unpacked_bytes``."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        with archive.open("docProps/core.xml", "w", force_zip64=True) as entry:
+            block = b"<a>" + bytes(1 << 20)
+            for _ in range(unpacked_bytes >> 20):
+                entry.write(block)
+    return out.getvalue()
+
+
+def jpeg_picture_data(data: bytes) -> bytes:
+    """Everything from the start-of-scan marker on: the coded picture itself."""
+    offset = 2
+    while data[offset + 1] != 0xDA:
+        offset += 2 + struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+    return data[offset:]
+
+
+def png_chunk_types(data: bytes) -> list[str]:
+    types, offset = [], 8
+    while offset < len(data):
+        length = struct.unpack(">I", data[offset : offset + 4])[0]
+        types.append(data[offset + 4 : offset + 8].decode("latin-1"))
+        offset += 12 + length
+    return types
+
+
+def pixels(data: bytes) -> bytes:
+    """The decoded RGB pixels (Pillow), ignoring any orientation tag."""
+    with Image.open(io.BytesIO(data)) as image:
+        return image.convert("RGB").tobytes()
