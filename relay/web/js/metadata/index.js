@@ -46,20 +46,41 @@ async function exifOf(file) {
   }
 }
 
+function exifKinds(exif, into) {
+  // Coordinates in one readable pair instead of degrees, minutes and references.
+  const { latitude, longitude } = exif;
+  const rest = Object.fromEntries(
+    Object.entries(exif).filter(([name]) => !/^GPS(Latitude|Longitude)(Ref)?$|^(latitude|longitude)$/.test(name)),
+  );
+  const kinds = classify(rest, into);
+  if (Number.isFinite(latitude) && Number.isFinite(longitude)) {
+    const place = kinds.get("place") || [];
+    kinds.set("place", [`${latitude.toFixed(5)}, ${longitude.toFixed(5)}`, ...place].slice(0, 4));
+  }
+  return kinds;
+}
+
 async function inspect(file) {
   const head = await readSlice(file, 0, 16);
   if (startsWith(head, JPEG_MAGIC)) {
     const dropped = await jpegDroppedSegments(file); // throws on a damaged JPEG
-    const exif = await exifOf(file);
-    const kinds = classify(exif);
+    const removable = dropped.length > 0;
+    let exif;
+    try {
+      exif = await exifOf(file);
+    } catch (error) {
+      // The segments are sound, so they can still be dropped, unread.
+      return { format: "jpeg", kinds: new Map(), removable, problem: error.message };
+    }
+    const kinds = exifKinds(exif, new Map());
     if (dropped.some((segment) => segment.marker === 0xfe)) kinds.set("notes", kinds.get("notes") || []);
     const orientation = await exifr.orientation(file).catch(() => undefined);
-    return { format: "jpeg", kinds, removable: dropped.length > 0, orientation };
+    return { format: "jpeg", kinds, removable, orientation };
   }
   if (startsWith(head, PNG_MAGIC)) {
     const chunks = await pngChunks(file);
     const kinds = classify(await pngTextFields(file, chunks));
-    if (chunks.some((chunk) => chunk.type === "eXIf")) classify(await exifOf(file), kinds);
+    if (chunks.some((chunk) => chunk.type === "eXIf")) exifKinds(await exifOf(file), kinds);
     return { format: "png", kinds, removable: pngHasDroppable(chunks) };
   }
   if (isPdf(head)) return { format: "pdf", kinds: classify(await pdfFields(file)), removable: false };

@@ -51,6 +51,7 @@ export class MetadataPanel {
     if (inspection.problem) {
       item.dataset.kinds = "unreadable";
       item.append(this.messages.metadata_unreadable);
+      if (inspection.removable) item.append(" ", this.messages.metadata_removable);
       return item;
     }
     if (inspection.kinds.size === 0) {

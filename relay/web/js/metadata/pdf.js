@@ -31,6 +31,14 @@ function pdfString(raw) {
   return new TextDecoder().decode(new Uint8Array(bytes));
 }
 
+function readable(key, value) {
+  // D:YYYYMMDDHHmmSS -> YYYY-MM-DD HH:mm:SS
+  const date = /^D:(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?/.exec(value);
+  if (!key.endsWith("Date") || !date) return value;
+  const [, year, month = "01", day = "01", hour = "00", minute = "00", second = "00"] = date;
+  return `${year}-${month}-${day} ${hour}:${minute}:${second}`;
+}
+
 export function isPdf(head) {
   return startsWith(head, PDF_MAGIC);
 }
@@ -43,7 +51,8 @@ export async function pdfFields(file) {
   for (const text of [first, last]) {
     for (const key of INFO_KEYS) {
       const match = text.match(new RegExp(`/${key}\\s*(\\((?:\\\\.|[^\\\\)]){0,2000}\\)|<[0-9a-fA-F\\s]{0,4000}>)`));
-      if (match) fields[key] = pdfString(match[1]);
+      // /Creator names the program that made the original, not a person.
+      if (match) fields[key === "Creator" ? "CreatorTool" : key] = readable(key, pdfString(match[1]));
     }
     for (const key of XMP_KEYS) {
       const match = text.match(new RegExp(`<${key}[^>]{0,200}>([\\s\\S]{0,2000}?)</${key}>`));
