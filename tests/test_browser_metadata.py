@@ -16,12 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, Playwright
 
 from relay.server.browser_page import MESSAGES
 from relay.server.i18n import translations
 from tests import support_metadata as fixtures
-from tests.support_browser import chromium_browser, extract_plaintext_archive, playwright_driver
+from tests.support_browser import (
+    JITLESS_ARGS,
+    chromium_browser,
+    extract_plaintext_archive,
+    launch_chromium,
+    playwright_driver,
+)
 from tests.support_process import run
 from tests.support_server import RelayServer, running_relay
 
@@ -191,3 +197,21 @@ def test_hostile_files_are_reported_as_not_checked_in_bounded_time(
     # What could not be parsed is sent as it is, never half-rewritten.
     for name in ("cut.jpg", "bomb.docx", "cut.png"):
         assert (files / name).read_bytes() == made[name], name
+
+
+def test_the_page_reads_and_strips_with_the_jit_off(
+    playwright_driver: Playwright, relay: RelayServer, tmp_path: Path
+) -> None:
+    """Tor Browser's "Safer" level runs scripts without a JIT (and without WebAssembly)."""
+    paths = write_fixtures(tmp_path / "to-send")
+    browser = launch_chromium(playwright_driver, JITLESS_ARGS)
+    try:
+        page = browser.new_page()
+        found = choose_files(page, relay, [paths["photo.jpg"], paths["report.docx"]], "uk")
+        files = send_and_open(page, relay, tmp_path / "opened")
+    finally:
+        browser.close()
+    assert set(found["photo.jpg"]["kinds"].split()) >= {"place", "device"}
+    assert page_text("uk", "metadata_device") in found["photo.jpg"]["text"]
+    assert fixtures.COMPANY in found["report.docx"]["text"]
+    assert fixtures.CAMERA_SERIAL.encode() not in (files / "photo.jpg").read_bytes()
