@@ -17,7 +17,7 @@ cleaned copy of each file with mat2 (the Debian package, run as a subprocess):
   It never repeats their values: it travels with the copies.
 
 ``identifying_kinds`` is the same reader in a word per kind (place, device,
-people, times, software, other): bundle decrypt's summary uses it.
+people, times, notes, software, other): bundle decrypt's summary uses it.
 
 Offline code: nothing here imports aiohttp (import-linter checks it).
 """
@@ -50,7 +50,8 @@ CLEANED = "cleaned"
 NOT_CLEANED = "NOT CLEANED"
 
 # What mat2 prints for each field, one per line under a "[+] Metadata for" header.
-_FIELD_LINE = re.compile(r"^\s+([^:\n]{1,200}):\s?(.*)$")
+# Names may hold a colon themselves ("cp:lastModifiedBy: Olga"): split at ": ".
+_FIELD_LINE = re.compile(r"^\s+(\S.{0,199}?):(?:\s(.*))?$")
 _MAX_SHOWN_BYTES = 1 << 20  # mat2's report is cut here: a hostile file may claim a lot
 
 # Field name patterns -> the kind of thing they give away, first match wins.
@@ -63,6 +64,7 @@ _KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
                    r"by-line|writer|owner|user|rights|publisher|contributor", re.I),
     ),
     ("times", re.compile(r"date|time|year", re.I)),
+    ("notes", re.compile(r"comment|description|title|subject|keyword|caption|headline", re.I)),
     ("software", re.compile(r"software|producer|application|generator|tool|version", re.I)),
 )
 # Values mat2 writes in place of what it removed (PDF dates, zip entry times).
@@ -71,7 +73,7 @@ _PLACEHOLDERS = frozenset({"", "-1", "None", "1980-01-01 00:00:00"})
 _HARMLESS = re.compile(
     r"^(format|ExifByteOrder|Orientation|ColorSpace|ResolutionUnit|[XY]Resolution|"
     r"ImageWidth|ImageHeight|BitsPerSample|ColorComponents|YCbCr\w*|EncodingProcess|"
-    r"JFIFVersion|FileType\w*|MIMEType)$",
+    r"JFIFVersion|FileType\w*|MIMEType|Warning)$",
     re.I,
 )
 
@@ -160,7 +162,7 @@ def find_mat2() -> str:
 
 
 def kinds_of(field_names: tuple[str, ...] | list[str]) -> set[str]:
-    """The kinds (place, device, people, times, software, other) these fields give away."""
+    """The kinds (place, device, people, times, notes, software, other) these fields give away."""
     found: set[str] = set()
     for name in field_names:
         bare = _bare(name)
@@ -302,13 +304,14 @@ def _show(mat2: str, path: Path, limits: ScrubLimits) -> MetadataShown:
     names = [
         match.group(1).strip()
         for line in text.splitlines()
-        if (match := _FIELD_LINE.match(line)) and match.group(2).strip() not in _PLACEHOLDERS
+        if (match := _FIELD_LINE.match(line))
+        and (match.group(2) or "").strip() not in _PLACEHOLDERS
     ]
     return MetadataShown(fields=tuple(dict.fromkeys(names)))
 
 
 def _mat2_error(line: str, name: str) -> str:
-    message = line.removeprefix("[-]").strip().replace(name, "the file")
+    message = line.removeprefix("[-]").strip().replace(f"./{name}", "the file")
     if "not supported" in message:
         return "mat2 does not support this format; it cannot say what the file carries"
     return f"mat2 could not read it ({message or 'no reason given'})"

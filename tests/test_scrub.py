@@ -89,6 +89,9 @@ def test_scrub_removes_gps_serial_and_authors_and_leaves_the_originals(tmp_path:
     assert {"place", "device", "times"} <= set(by_path["files/photo.jpg"]["removed_kinds"])
     for name in ("files/shot.png", "files/report.docx", "files/paper.pdf"):
         assert "people" in by_path[name]["removed_kinds"], name
+    assert {"cp:lastModifiedBy", "dc:creator", "Company"} <= set(
+        by_path["files/report.docx"]["removed"])
+    assert "notes" in by_path["files/shot.png"]["removed_kinds"]  # its Comment chunk
     # The record names fields, never their values: it travels with the copies.
     text = (out / "SCRUBBED.json").read_text()
     assert not [secret for secret in fixtures.SECRETS if secret in text]
