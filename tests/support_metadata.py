@@ -193,3 +193,13 @@ def pixels(data: bytes) -> bytes:
     """The decoded RGB pixels (Pillow), ignoring any orientation tag."""
     with Image.open(io.BytesIO(data)) as image:
         return image.convert("RGB").tobytes()
+
+
+def tiff_with_camera() -> bytes:
+    """A TIFF (as camera raw files are) naming the camera: read, but not rewritten, by the page."""
+    exif = Image.Exif()
+    exif[0x010F] = CAMERA_MAKE
+    exif[0x0110] = CAMERA_MODEL
+    out = io.BytesIO()
+    picture().save(out, "TIFF", exif=exif)
+    return out.getvalue()

@@ -100,6 +100,8 @@ def test_page_names_what_each_file_gives_away_in_the_sources_language(
     chromium_browser: Browser, relay: RelayServer, tmp_path: Path
 ) -> None:
     paths = write_fixtures(tmp_path / "to-send")
+    paths["scan.tif"] = tmp_path / "to-send" / "scan.tif"
+    paths["scan.tif"].write_bytes(fixtures.tiff_with_camera())
     page = chromium_browser.new_context().new_page()
     found = choose_files(page, relay, list(paths.values()), "ru")
 
@@ -117,6 +119,9 @@ def test_page_names_what_each_file_gives_away_in_the_sources_language(
     assert set(found["paper.pdf"]["kinds"].split()) >= {"people", "software", "times"}
     assert fixtures.AUTHOR in found["paper.pdf"]["text"]
     assert page_text("ru", "metadata_kept") in found["paper.pdf"]["text"]
+    # A picture the page cannot rewrite: named, and the source told what to do instead.
+    assert set(found["scan.tif"]["kinds"].split()) >= {"device"}
+    assert page_text("ru", "metadata_kept_picture") in found["scan.tif"]["text"]
     assert page.is_visible("#metadata-documents")
     assert page.is_checked("#metadata-strip")  # removal is on by default
     page.context.close()

@@ -86,6 +86,10 @@ MESSAGES: dict[str, str] = {
         "The picture itself stays exactly the same."
     ),
     "metadata_kept": N_("These details stay in the file: see the note below."),
+    "metadata_kept_picture": N_(
+        "These details cannot be removed from this kind of picture here. Send a screenshot "
+        "of it instead, or save it as JPEG first."
+    ),
     "fingerprint_mismatch": N_(
         "The reviewers' keys on this page do not match their fingerprint. Do not send "
         "anything from this page."

@@ -60,6 +60,14 @@ function exifKinds(exif, into) {
   return kinds;
 }
 
+const HEIF_BRANDS = new Set(["heic", "heix", "hevc", "heim", "heis", "mif1", "msf1", "avif"]);
+
+function isHeifOrTiff(head) {
+  const tiff = startsWith(head, [0x49, 0x49, 0x2a, 0]) || startsWith(head, [0x4d, 0x4d, 0, 0x2a]);
+  const box = String.fromCharCode(...head.subarray(4, 12));
+  return tiff || (box.startsWith("ftyp") && HEIF_BRANDS.has(box.slice(4)));
+}
+
 async function inspect(file) {
   const head = await readSlice(file, 0, 16);
   if (startsWith(head, JPEG_MAGIC)) {
@@ -82,6 +90,10 @@ async function inspect(file) {
     const kinds = classify(await pngTextFields(file, chunks));
     if (chunks.some((chunk) => chunk.type === "eXIf")) exifKinds(await exifOf(file), kinds);
     return { format: "png", kinds, removable: pngHasDroppable(chunks) };
+  }
+  if (isHeifOrTiff(head)) {
+    // iPhone photos (HEIC) and camera raw files: read, but not rewritten here.
+    return { format: "picture", kinds: exifKinds(await exifOf(file), new Map()), removable: false };
   }
   if (isPdf(head)) return { format: "pdf", kinds: classify(await pdfFields(file)), removable: false };
   if (isZip(head) && OFFICE_EXTENSIONS.test(file.name)) {

@@ -71,9 +71,9 @@ export class MetadataPanel {
     }
     const action = document.createElement("p");
     action.className = "hint";
-    action.textContent = inspection.removable
-      ? this.messages.metadata_removable
-      : this.messages.metadata_kept;
+    if (inspection.removable) action.textContent = this.messages.metadata_removable;
+    else if (inspection.format === "picture") action.textContent = this.messages.metadata_kept_picture;
+    else action.textContent = this.messages.metadata_kept;
     item.append(details, action);
     return item;
   }
