@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from relay.cli.common import user_errors
+from relay.cli.common import no_core_dumps, user_errors
 from relay.scrub import CLEANED, SCRUBBED_NAME, ScrubLimits, ScrubReport, kinds_of, scrub_tree
 
 _DEFAULTS = ScrubLimits()
@@ -65,6 +65,7 @@ def scrub(input_path: Path, out_dir: Path, timeout_seconds: int, max_file_bytes:
     Example:
       tiprelay scrub OUT_DIR/2026-05-01-abcd... -o to-share/
     """
+    no_core_dumps()  # plaintext passes through this process
     limits = ScrubLimits(
         timeout_seconds=timeout_seconds,
         max_file_bytes=max_file_bytes,
