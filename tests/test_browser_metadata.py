@@ -10,8 +10,10 @@ in bounded time.
 
 from __future__ import annotations
 
+import html
 import json
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,3 +222,23 @@ def test_the_page_reads_and_strips_with_the_jit_off(
     assert page_text("uk", "metadata_device") in found["photo.jpg"]["text"]
     assert fixtures.COMPANY in found["report.docx"]["text"]
     assert fixtures.CAMERA_SERIAL.encode() not in (files / "photo.jpg").read_bytes()
+
+
+NO_JS_ADVICE = (
+    "To remove a photo's hidden details (place, camera, time), take a screenshot of the photo "
+    "and send the screenshot. A document stores the names of its author and organisation: if "
+    "they could be yours, send photos of its pages or copy its text into your message. With "
+    "JavaScript on, this page shows what each file gives away before you send it."
+)
+
+
+@pytest.mark.parametrize("language", ["ru", "uk", "en"])
+def test_the_page_without_javascript_gives_the_same_advice_in_words(
+    relay: RelayServer, language: str
+) -> None:
+    with urllib.request.urlopen(f"{relay.url}/?lang={language}", timeout=30) as response:
+        page = response.read().decode("utf-8")
+    advice = html.escape(translations(language).gettext(NO_JS_ADVICE), quote=False)
+    assert language == "en" or advice != html.escape(NO_JS_ADVICE, quote=False)
+    # In the advice shown to everyone, not in the part only the script reveals.
+    assert 0 <= page.find(advice) < page.find('id="browser-sealing"'), language
