@@ -47,7 +47,13 @@ async function inflateCapped(packed, method) {
   const parts = [];
   let total = 0;
   for (;;) {
-    const { value, done } = await reader.read();
+    let step;
+    try {
+      step = await reader.read();
+    } catch {
+      throw new UnreadableFile("a damaged zip entry (its compressed data is corrupt)");
+    }
+    const { value, done } = step;
     if (done) break;
     total += value.length;
     if (total > MAX_ENTRY_BYTES) {
