@@ -203,3 +203,15 @@ def tiff_with_camera() -> bytes:
     out = io.BytesIO()
     picture().save(out, "TIFF", exif=exif)
     return out.getvalue()
+
+
+def jpeg_with_jfif_thumbnail() -> bytes:
+    """A JPEG whose JFIF segment carries a 2x2 thumbnail (it may show an uncropped picture)."""
+    plain = io.BytesIO()
+    picture().save(plain, "JPEG", quality=90)
+    data = plain.getvalue()
+    assert data[2:4] == b"\xff\xe0"
+    old_length = struct.unpack(">H", data[4:6])[0]
+    thumbnail = bytes([200, 10, 10] * 4)
+    body = b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x02\x02" + thumbnail
+    return data[:2] + b"\xff\xe0" + struct.pack(">H", len(body) + 2) + body + data[4 + old_length :]

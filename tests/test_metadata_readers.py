@@ -45,6 +45,7 @@ def test_hostile_files_are_read_or_refused_never_crash_and_stay_bounded(tmp_path
     rng = random.Random(12)
     made = {
         "photo.jpg": fixtures.jpeg_with_gps_and_serial(),
+        "thumb.jpg": fixtures.jpeg_with_jfif_thumbnail(),
         "huge.jpg": fixtures.jpeg_with_huge_declared_exif(),
         "shot.png": fixtures.png_with_text_chunks(),
         "report.docx": fixtures.docx_with_author(),
@@ -73,6 +74,11 @@ def test_hostile_files_are_read_or_refused_never_crash_and_stay_bounded(tmp_path
     assert originals["report.docx"]["fields"]["Company"] == fixtures.COMPANY
     assert originals["paper.pdf"]["fields"]["Author"] == fixtures.AUTHOR
     assert originals["shot.png"]["fields"]["Author"] == fixtures.AUTHOR
+    # JFIF's own thumbnail is cut out; the density it states stays.
+    assert originals["thumb.jpg"]["dropped"] == 1
+    stripped_thumb = base64.b64decode(originals["thumb.jpg"]["stripped"])
+    assert b"\xff\xe0\x00\x10JFIF\0\x01\x01\x00\x00\x01\x00\x01\x00\x00" in stripped_thumb
+    assert bytes([200, 10, 10] * 4) not in stripped_thumb
     for name, entry in results.items():
         if entry["outcome"] != "read" or "stripped" not in entry:
             continue

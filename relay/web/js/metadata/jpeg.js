@@ -6,7 +6,8 @@
 // Dropped: APP1 (EXIF, XMP), APP13 (IPTC), APP3-APP12 and APP15 (makers'
 // blocks: previews, MPF second pictures, comments), APP2 other than ICC, COM.
 // Kept: APP0 JFIF (pixel density), APP2 ICC_PROFILE (the colours), APP14
-// Adobe (how to convert the colours), and the orientation: a phone photo
+// Adobe (how to convert the colours; JFIF's own thumbnail, which may show the
+// picture before it was cropped, is cut out), and the orientation: a phone photo
 // saved sideways displays upright only with it, and it says nothing about the
 // source. It goes back in as a minimal EXIF block holding that one field.
 
@@ -17,6 +18,20 @@ const MAX_HEADER_BYTES = 16 * 1024 * 1024; // segments before the picture data
 const MAX_SEGMENTS = 4096;
 const SOS = 0xda;
 const EOI = 0xd9;
+
+const JFIF_HEADER_BYTES = 14; // "JFIF\0", version, units, densities, thumbnail size
+
+function hasJfifThumbnail(marker, body) {
+  return marker === 0xe0 && isKept(marker, body) && body.length > JFIF_HEADER_BYTES;
+}
+
+function jfifWithoutThumbnail(body) {
+  const header = body.slice(0, JFIF_HEADER_BYTES);
+  header[12] = 0;
+  header[13] = 0;
+  const length = header.length + 2;
+  return new Uint8Array([0xff, 0xe0, length >> 8, length & 0xff, ...header]);
+}
 
 function isKept(marker, body) {
   if (marker === 0xe0) return startsWith(body, [0x4a, 0x46, 0x49, 0x46, 0]); // "JFIF\0"
@@ -69,7 +84,8 @@ export async function jpegWithoutMetadata(file, orientation) {
     parts.push(orientationSegment(orientation));
   }
   for (const segment of segments) {
-    if (isKept(segment.marker, segment.body)) parts.push(file.slice(segment.start, segment.end));
+    if (hasJfifThumbnail(segment.marker, segment.body)) parts.push(jfifWithoutThumbnail(segment.body));
+    else if (isKept(segment.marker, segment.body)) parts.push(file.slice(segment.start, segment.end));
   }
   parts.push(file.slice(pictureStart));
   return new Blob(parts, { type: "image/jpeg" });
@@ -78,5 +94,7 @@ export async function jpegWithoutMetadata(file, orientation) {
 /** Names of the segments that would be dropped (COM's text counts as "comment"). */
 export async function jpegDroppedSegments(file) {
   const { segments } = await jpegSegments(file);
-  return segments.filter((segment) => !isKept(segment.marker, segment.body));
+  return segments.filter(
+    (segment) => !isKept(segment.marker, segment.body) || hasJfifThumbnail(segment.marker, segment.body),
+  );
 }
