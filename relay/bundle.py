@@ -24,6 +24,7 @@ from pathlib import Path
 
 import click
 
+from relay.bundle_metadata import metadata_summary
 from relay.container import extract_submission
 from relay.crypto.decrypt import open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
@@ -272,13 +273,21 @@ def summary_lines(report: BundleReport) -> list[str]:
 
 
 def decrypt_bundle_command(
-    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity]
+    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity], scrub: bool = False
 ) -> int:
     """``tiprelay decrypt -i IDENTITY BUNDLE_DIR -o OUT_DIR``: print the summary; exit status."""
     report = decrypt_bundle(bundle_dir, out_dir, identities)
     for line in summary_lines(report):
         click.echo(line)
+    new_folders = [
+        (outcome.info.id, outcome.folder)
+        for outcome in report.outcomes
+        if outcome.status == DECRYPTED and outcome.folder is not None
+    ]
+    metadata, all_cleaned = metadata_summary(new_folders, out_dir, scrub)
+    for line in metadata:
+        click.echo(line)
     readable = sum(outcome.readable for outcome in report.outcomes)
     click.echo(f"{readable} of {len(report.outcomes)} submission(s) readable in {out_dir}.")
-    return 0 if report.all_readable else 1
+    return 0 if report.all_readable and all_cleaned else 1
 

@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("relay.cli.keygen:keygen", "Make a reviewer's age identity (offline machine)."),
     "encrypt": ("relay.cli.crypt:encrypt", "Encrypt a file to age recipients."),
     "decrypt": ("relay.cli.crypt:decrypt", "Decrypt an age file or a pulled bundle (offline)."),
+    "scrub": ("relay.cli.scrub:scrub", "Copy decrypted files without identifying metadata."),
     "serve": ("relay.cli.serve:serve", "Run the relay (production)."),
     "demo": ("relay.cli.demo:demo", "Run a throwaway local relay to try tiprelay out."),
     "reviewer-key": ("relay.cli.reviewer:reviewer_key", "Make a reviewer's API signing key."),

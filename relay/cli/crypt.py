@@ -102,16 +102,20 @@ def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> li
               help="Output file (all or nothing); for a bundle, the output folder.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the identity's passphrase from this file instead of asking.")
+@click.option("--scrub", is_flag=True,
+              help="Bundles: also write copies without identifying metadata (mat2) "
+                   "into OUT_DIR/scrubbed/.")
 @click.argument("input_path", metavar="[IN | BUNDLE_DIR]", required=False,
                 type=click.Path(exists=True, path_type=Path))
 def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_file: Path | None,
-            input_path: Path | None) -> None:
+            scrub: bool, input_path: Path | None) -> None:
     """Decrypt an age file, or every submission in a pulled bundle.
 
     \b
     Examples:
       tiprelay decrypt -i reviewer.identity -o tip.tar tip.age
       tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR
+      tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR --scrub
     """
     no_core_dumps()  # before the identity or any plaintext is in memory
     with user_errors():
@@ -121,6 +125,8 @@ def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_fi
                 fail("Decrypting a bundle needs an output folder.", "Pass -o OUT_DIR.")
             from relay.bundle import decrypt_bundle_command
 
-            sys.exit(decrypt_bundle_command(input_path, output, identities))
+            sys.exit(decrypt_bundle_command(input_path, output, identities, scrub))
+        if scrub:
+            fail("--scrub works on bundles only.", "Run tiprelay scrub on the decrypted files.")
         with _input(input_path) as src, atomic_output(output, mode=0o600) as dst:
             decrypt_stream(src, dst, identities)

@@ -66,6 +66,30 @@ MESSAGES: dict[str, str] = {
     "message_too_long": N_(
         "A message can be at most %(limit)s. Shorten it, or save it as a file and attach it."
     ),
+    # What each attachment gives away (relay/web/js/metadata/panel.js).
+    "metadata_place": N_("Place: where it was made (GPS coordinates)"),
+    "metadata_device": N_("Device: the camera or phone that made it (make, model, serial number)"),
+    "metadata_people": N_("People: names of the author, the last editor or the organisation"),
+    "metadata_times": N_("Times: when it was made or changed"),
+    "metadata_software": N_("Software: the programs that made or changed it"),
+    "metadata_notes": N_("Notes: comments, titles or descriptions written into the file"),
+    "metadata_none": N_(
+        "no hidden details found. What it shows (faces, places, names, numbers) can still "
+        "identify you."
+    ),
+    "metadata_unknown": N_("this kind of file is not checked here. It may carry hidden details."),
+    "metadata_unreadable": N_(
+        "could not be checked (it may be damaged). It may carry hidden details."
+    ),
+    "metadata_removable": N_(
+        "These details will be removed before encrypting, unless you untick the box below. "
+        "The picture itself stays exactly the same."
+    ),
+    "metadata_kept": N_("These details stay in the file: see the note below."),
+    "metadata_kept_picture": N_(
+        "These details cannot be removed from this kind of picture here. Send a screenshot "
+        "of it instead, or save it as JPEG first."
+    ),
     "fingerprint_mismatch": N_(
         "The reviewers' keys on this page do not match their fingerprint. Do not send "
         "anything from this page."

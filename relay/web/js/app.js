@@ -7,6 +7,7 @@
 // page's language; the data comes from #recipients and #sealing-settings.
 
 import { recipientSetFingerprint } from "./fingerprint.js";
+import { MetadataPanel } from "./metadata/panel.js";
 import { canSealInBrowser, sealSubmission } from "./seal.js";
 import { startUpload } from "./upload.js";
 
@@ -45,6 +46,11 @@ class SealingPage {
       if (!this.busy) this.submit();
     });
     this.resumeButton.addEventListener("click", () => this.resume());
+    const metadataReport = byId("metadata-report");
+    const fileInput = this.form.querySelector('input[type="file"]');
+    if (metadataReport && fileInput) {
+      this.metadata = new MetadataPanel(metadataReport, fileInput, this.messages);
+    }
   }
 
   say(key, failed = false) {
@@ -74,7 +80,14 @@ class SealingPage {
   async submit() {
     const message = this.form.elements.namedItem("message").value;
     const fileInput = this.form.querySelector('input[type="file"]');
-    const files = fileInput ? Array.from(fileInput.files) : [];
+    let files = fileInput ? Array.from(fileInput.files) : [];
+    try {
+      // Pictures without their metadata when the source left removal on.
+      if (this.metadata) files = await this.metadata.prepare(files);
+    } catch (error) {
+      this.fail("failed_local", error);
+      return;
+    }
     const problem = this.checkLimits(message, files);
     if (problem) {
       this.say(problem, true);
