@@ -12,6 +12,7 @@ from aiohttp import web
 from relay.config import Config
 from relay.server.appkeys import CONFIG, KEYRING, STORE
 from relay.server.codenames import conversations_enabled, offered_codename
+from relay.server.conversation_browser import conversation_browser_context
 from relay.server.rendering import (
     BROWSER_BUNDLE,
     browser_encryption_available,
@@ -41,6 +42,9 @@ async def submission_form(request: web.Request) -> web.Response:
             "max_message_bytes": config.max_message_bytes,
             "conversations_enabled": conversations_enabled(request.app),
             "offered_codename": _offered_codename_text(request, config),
+            "conversation_browser": (
+                conversation_browser_context(request) if browser_sealing is not None else None
+            ),
         },
     )
 
