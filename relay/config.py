@@ -98,6 +98,7 @@ class Config:
     reply_ring_size: int
     max_reply_bytes: int
     max_reply_entries: int
+    max_concurrent_derivations: int
     log_format: LogFormat
     log_level: str
 
@@ -215,6 +216,7 @@ _PARSERS: dict[str, _Parser] = {
     "reply_ring_size": lambda v, _: _integer(v, 1, 256),
     "max_reply_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_reply_entries": lambda v, _: _integer(v, 1, 10_000),
+    "max_concurrent_derivations": lambda v, _: _integer(v, 1, 64),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),
     "log_level": lambda v, _: _choice(v, LOG_LEVELS),
 }

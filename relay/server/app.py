@@ -30,6 +30,7 @@ from relay.log import get_logger
 from relay.server.appkeys import (
     CONFIG,
     CONVERSATION_SALT,
+    DERIVATION_SLOTS,
     KEYRING,
     RECEIVE_MEMORY,
     STORE,
@@ -56,6 +57,7 @@ _OPTIONAL_FEATURES = (
     ("relay.server.uploads", "setup_uploads"),
     ("relay.server.reviewer_replies", "setup_reviewer_replies"),
     ("relay.server.source_replies", "setup_source_replies"),
+    ("relay.server.reply_page", "setup_reply_pages"),
 )
 
 _log = get_logger("relay.server.app")
@@ -76,6 +78,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
         _log.warning("conversations.disabled_no_salt")
     app.on_response_prepare.append(add_security_headers)
     app[SUBMISSION_SLOTS] = asyncio.Semaphore(config.max_concurrent_submissions)
+    app[DERIVATION_SLOTS] = asyncio.Semaphore(config.max_concurrent_derivations)
     app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
     app.cleanup_ctx.append(open_store)
     app.cleanup_ctx.append(purge_expired_submissions)

@@ -27,3 +27,6 @@ RECEIVE_MEMORY: web.AppKey[ReceiveMemory] = web.AppKey("receive_memory")
 # The relay's public conversation salt (keys/conversation-salt), read once at
 # start; None when the operator has not made one: conversations are then off.
 CONVERSATION_SALT: web.AppKey[bytes | None] = web.AppKey("conversation_salt")
+# How many codenames the no-JS pages may derive keys from at once
+# (config.max_concurrent_derivations): PBKDF2 costs about 0.1 s of CPU each.
+DERIVATION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("derivation_slots")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from relay.container import SubmissionArchive
+from relay.conversation.codename import Codename
 from relay.crypto.encrypt import Encryptor
 from relay.crypto.recipients import X25519Recipient
 from relay.store import SubmissionRecord, SubmissionStore
@@ -61,6 +62,10 @@ class ReceivedSubmission:
     language: str
     message: str = ""
     attachments: list[ReceivedAttachment] = field(default_factory=list)
+    codename: Codename | None = field(default=None, repr=False)
+    """The codename typed or kept in the form, until it is turned into ``conversation``."""
+    conversation: dict[str, str] | None = field(default=None, repr=False)
+    """``ReplyKeys.to_fields()`` for a tip that opens or continues a conversation."""
 
     @property
     def is_empty(self) -> bool:
@@ -73,10 +78,15 @@ def seal_submission(
     recipients: Sequence[X25519Recipient],
     submission: ReceivedSubmission,
 ) -> SubmissionRecord:
-    """Encrypt ``submission`` to every recipient and store it (``sealed_by: server``)."""
+    """Encrypt ``submission`` to every recipient and store it (``sealed_by: server``;
+    with its conversation fields in ``submission.json`` when it has them)."""
     if not recipients:
         raise ValueError("there is no reviewer to encrypt to")
-    archive = SubmissionArchive(language=submission.language, sealed_by=SEALED_BY_SERVER)
+    archive = SubmissionArchive(
+        language=submission.language,
+        sealed_by=SEALED_BY_SERVER,
+        conversation=submission.conversation,
+    )
     encryptor = Encryptor(recipients)
     with store.blob_writer() as blob:
 

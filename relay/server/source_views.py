@@ -9,7 +9,10 @@ from typing import Any
 
 from aiohttp import web
 
+from relay.config import Config
 from relay.server.appkeys import CONFIG, KEYRING, STORE
+from relay.server.codenames import conversations_enabled, offered_codename
+from relay.server.conversation_browser import conversation_browser_context
 from relay.server.rendering import (
     BROWSER_BUNDLE,
     browser_encryption_available,
@@ -37,8 +40,21 @@ async def submission_form(request: web.Request) -> web.Response:
             "max_attachments": config.max_attachments,
             "max_submission_bytes": config.max_submission_bytes,
             "max_message_bytes": config.max_message_bytes,
+            "conversations_enabled": conversations_enabled(request.app),
+            "offered_codename": _offered_codename_text(request, config),
+            "conversation_browser": (
+                conversation_browser_context(request) if browser_sealing is not None else None
+            ),
         },
     )
+
+
+def _offered_codename_text(request: web.Request, config: Config) -> str | None:
+    """A fresh codename for the no-JS form (only when it seals no-JS tips), else None."""
+    if not config.server_sealing_enabled:
+        return None
+    codename = offered_codename(request.app)
+    return None if codename is None else str(codename)
 
 
 async def _browser_sealing_context(request: web.Request) -> Any:

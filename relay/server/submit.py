@@ -40,11 +40,19 @@ from aiohttp.multipart import (
 
 from relay.activity import activity
 from relay.config import Config
+from relay.conversation.codename import Codename
 from relay.crypto.spool import EphemeralSpool
 from relay.errors import StorageFullError
 from relay.log import get_logger
 from relay.server import i18n
 from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISSION_SLOTS
+from relay.server.codenames import (
+    CODENAME_FIELD,
+    CODENAME_FIELD_MAX_BYTES,
+    derive_keys,
+    read_typed_codename,
+    relay_salt,
+)
 from relay.server.problems import (
     EMPTY_SUBMISSION,
     INVALID_TEXT,
@@ -142,6 +150,10 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
             raise SourceProblem(MALFORMED_FORM) from None
         if submission.is_empty:
             raise SourceProblem(EMPTY_SUBMISSION)
+        if submission.codename is not None:
+            keys = await derive_keys(request.app, submission.codename)
+            submission.codename = None
+            submission.conversation = keys.reply_keys().to_fields()
         _check_free_disk(config, needed=sum(a.body.size for a in submission.attachments))
         async with _sealing_slot(request, config):
             recipients = request.app[KEYRING].current.recipients
@@ -252,7 +264,7 @@ async def _receive(
     budget = _Budget(request, config)
     spools.callback(budget.release_memory)  # after sealing, which needs the bytes
     submission = ReceivedSubmission(language=request[LANGUAGE])
-    seen_message = seen_language = False
+    seen_message = seen_language = seen_codename = False
     attachment_parts = 0
     reader = await request.multipart()
     while (part := await reader.next()) is not None:
@@ -265,6 +277,9 @@ async def _receive(
             language = value.decode("ascii", "replace").strip()
             if i18n.is_supported(language):
                 submission.language = request[LANGUAGE] = language
+        elif field_name == CODENAME_FIELD and not seen_codename:
+            seen_codename = True
+            submission.codename = await _read_codename(part, budget, request)
         elif field_name == "message" and not seen_message:
             seen_message = True
             submission.message = await _read_message(part, budget, config)
@@ -354,6 +369,25 @@ async def _read_small_part(part: BodyPartReader, budget: _Budget, limit: int) ->
         if len(data) > limit:
             raise SourceProblem(MALFORMED_FORM)
     return bytes(data)
+
+
+async def _read_codename(
+    part: BodyPartReader, budget: _Budget, request: web.Request
+) -> Codename | None:
+    """The codename field (no-JS form, follow-up form): None when left empty (a one-off tip).
+
+    A relay without a conversation salt offers no codename; one sent anyway is
+    refused rather than dropped, so that nobody believes they can read replies.
+    """
+    value = await _read_small_part(part, budget, CODENAME_FIELD_MAX_BYTES)
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SourceProblem(MALFORMED_FORM) from None
+    codename = read_typed_codename(text, nothing_stored=True)
+    if codename is not None:
+        relay_salt(request.app)
+    return codename
 
 
 async def _read_message(part: BodyPartReader, budget: _Budget, config: Config) -> str:

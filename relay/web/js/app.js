@@ -6,6 +6,7 @@
 // ciphertext. Every text shown comes from the page (#sealing-messages), in the
 // page's language; the data comes from #recipients and #sealing-settings.
 
+import { setUpConversationPage } from "./conversation_page.js";
 import { recipientSetFingerprint } from "./fingerprint.js";
 import { MetadataPanel } from "./metadata/panel.js";
 import { canSealInBrowser, sealSubmission } from "./seal.js";
@@ -93,6 +94,13 @@ class SealingPage {
       this.say(problem, true);
       return;
     }
+    // Conversation hook (conversation_page.js): the fields sealed into submission.json.
+    const tip = this.conversation ? await this.conversation.fieldsForTip() : { fields: null };
+    if (tip.problem) {
+      this.status.textContent = tip.problem;
+      this.status.dataset.state = "error";
+      return;
+    }
     this.setBusy(true);
     this.resumeButton.hidden = true;
     byId("sealing-progress").hidden = false;
@@ -110,6 +118,7 @@ class SealingPage {
         language: this.settings.language,
         day: this.settings.day,
         recipients: this.recipients,
+        conversation: tip.fields,
         onPlaintext: (count) => {
           plaintextDone += count;
           this.encryptBar.value = Math.min(1, plaintextDone / plaintextTotal);
@@ -203,6 +212,7 @@ function main() {
     return;
   }
   page.show();
+  page.conversation = setUpConversationPage();
 }
 
 // For bench/upload.py and the tests: seal without uploading (no DOM needed).

@@ -36,12 +36,21 @@ export function canSealInBrowser() {
  * Seal a submission: returns `{plan, stream, size}` where `stream` is the age
  * ciphertext (a ReadableStream) and `size` its exact length in bytes, known
  * before any data is read. `onPlaintext(n)` reports plaintext bytes consumed.
+ * `conversation` (conversationFields) goes into submission.json when given.
  */
-export async function sealSubmission({ message, files, language, day, recipients, onPlaintext }) {
+export async function sealSubmission({
+  message,
+  files,
+  language,
+  day,
+  recipients,
+  onPlaintext,
+  conversation = null,
+}) {
   if (!recipients || recipients.length === 0) {
     throw new Error("no recipients on the page");
   }
-  const plan = planSubmission({ message, files, language, day, sealedBy: "browser" });
+  const plan = planSubmission({ message, files, language, day, sealedBy: "browser", conversation });
   const encrypter = new Encrypter();
   for (const recipient of recipients) {
     encrypter.addRecipient(recipient);

@@ -101,14 +101,28 @@ export function fileHeader(path, size) {
   return concatBytes([pax, paxData, new Uint8Array(paddingLength(paxData.length)), header]);
 }
 
-/** The text of submission.json: Python's json.dumps(..., indent=2, sort_keys=True) + "\n". */
-export function submissionJson({ language, sealedBy, day }) {
+/**
+ * The text of submission.json: Python's json.dumps(..., indent=2, sort_keys=True) + "\n".
+ * `conversation` (conversation/derive.js conversationFields) is added when given.
+ */
+export function submissionJson({ language, sealedBy, day, conversation = null }) {
   if (!/^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}$/.test(language)) {
     throw new Error(`the form language ${language} is not a language tag`);
   }
   if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new Error(`the day ${day} is not YYYY-MM-DD`);
   const meta = { day, format_version: FORMAT_VERSION, language, sealed_by: sealedBy };
-  return JSON.stringify(meta, null, 2) + "\n";
+  if (conversation) meta.conversation = conversation;
+  return JSON.stringify(sortedKeys(meta), null, 2) + "\n";
+}
+
+/** A copy of a JSON object with its keys (and its objects' keys) in sorted order. */
+function sortedKeys(value) {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return value;
+  return Object.fromEntries(
+    Object.keys(value)
+      .sort()
+      .map((key) => [key, sortedKeys(value[key])]),
+  );
 }
 
 /** Today's date in UTC as YYYY-MM-DD (no finer time ever goes into a submission). */
@@ -121,7 +135,14 @@ export function utcDay(now = new Date()) {
  * padded length. `files` are File/Blob-like objects with `name`, `size` and
  * `stream()`.
  */
-export function planSubmission({ message, files, language, day, sealedBy = "browser" }) {
+export function planSubmission({
+  message,
+  files,
+  language,
+  day,
+  sealedBy = "browser",
+  conversation = null,
+}) {
   const names = new NameAllocator();
   const messageBytes = encoder.encode(message);
   const entries = [];
@@ -140,7 +161,7 @@ export function planSubmission({ message, files, language, day, sealedBy = "brow
     stored.push({ name, size: file.size });
     length += header.length + file.size + paddingLength(file.size);
   }
-  addBytes("submission.json", encoder.encode(submissionJson({ language, sealedBy, day })));
+  addBytes("submission.json", encoder.encode(submissionJson({ language, sealedBy, day, conversation })));
   length += 2 * BLOCK_SIZE;
   const plaintextBytes = messageBytes.length + files.reduce((sum, file) => sum + file.size, 0);
   return {

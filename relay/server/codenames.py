@@ -1,0 +1,152 @@
+"""Codenames on the no-JavaScript pages: offering one, reading a typed one, deriving keys.
+
+With JavaScript off the server makes the codename (``GET /``), folds what the
+source typed back to its 7 word indices, and derives the conversation's keys
+from it (PBKDF2, about 0.1 s of CPU) in a worker thread, holding one of
+``max_concurrent_derivations`` slots. None of this touches a reply identity:
+only ``relay.server.reply_page`` may (import-linter). A codename never goes
+into a URL, a log line or a file; errors are logged by type only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from relay.activity import activity
+from relay.conversation.codename import (
+    Codename,
+    CodenameError,
+    fold_codename,
+    generate_codename,
+)
+from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
+from relay.server.appkeys import CONFIG, CONVERSATION_SALT, DERIVATION_SLOTS
+from relay.server.i18n import N_
+from relay.server.problems import RELAY_BUSY, Problem, SourceProblem
+
+CODENAME_FIELD = "codename"
+CODENAME_FIELD_MAX_BYTES = 8 * 1024
+"""A typed codename field: 1000 code points (fold's own limit) of up to 4 bytes, with room."""
+
+CODENAME_EMPTY = Problem(
+    400,
+    N_("Type your codename"),
+    N_("The codename field was empty. Type the seven words you wrote down, then try again."),
+    nothing_stored=False,
+)
+CODENAME_UNKNOWN_WORD = Problem(
+    400,
+    N_("Your codename has a word that is not in the list"),
+    N_(
+        "Word %(position)s of what you typed is not one of the codename words. Check its "
+        "spelling against the seven words you wrote down, then try again."
+    ),
+    nothing_stored=False,
+)
+CODENAME_WORD_COUNT = Problem(
+    400,
+    N_("A codename has seven words"),
+    N_(
+        "What you typed has %(count)s words from the list; a codename has exactly seven. "
+        "Check it against the words you wrote down, then try again."
+    ),
+    nothing_stored=False,
+)
+CODENAME_TOO_LONG = Problem(
+    400,
+    N_("That is too long for a codename"),
+    N_("A codename is seven short words. Type only those, then try again."),
+    nothing_stored=False,
+)
+CONVERSATIONS_OFF = Problem(
+    403,
+    N_("Replies are not set up on this relay"),
+    N_(
+        "This relay cannot keep conversations yet, so there are no replies to read. You can "
+        "still send a message."
+    ),
+    nothing_stored=False,
+)
+
+
+def conversations_enabled(app: web.Application) -> bool:
+    """Whether the relay has its conversation salt (without it, no codenames)."""
+    return app[CONVERSATION_SALT] is not None
+
+
+def offered_codename(app: web.Application) -> Codename | None:
+    """A fresh codename for the no-JS form, or None when conversations are off."""
+    return generate_codename() if conversations_enabled(app) else None
+
+
+def read_typed_codename(text: str, *, nothing_stored: bool = False) -> Codename | None:
+    """The codename the source typed; None when the field was left empty.
+
+    Anything else that is not 7 list words raises the SourceProblem naming
+    what is wrong (the list is public: saying which word is wrong tells nothing).
+    """
+    try:
+        return fold_codename(text)
+    except CodenameError as error:
+        if error.kind == "empty":
+            return None
+        problem, params = _problem_for(error)
+        raise SourceProblem(
+            dataclasses.replace(problem, nothing_stored=nothing_stored), **params
+        ) from None
+
+
+def _problem_for(error: CodenameError) -> tuple[Problem, dict[str, int]]:
+    if error.kind == "unknown_word":
+        return CODENAME_UNKNOWN_WORD, {"position": int(error.position or 0)}
+    if error.kind == "word_count":
+        return CODENAME_WORD_COUNT, {"count": int(error.count or 0)}
+    return CODENAME_TOO_LONG, {}
+
+
+def require_typed_codename(text: str) -> Codename:
+    """Like ``read_typed_codename``, for pages that need one (reading replies)."""
+    codename = read_typed_codename(text)
+    if codename is None:
+        raise SourceProblem(CODENAME_EMPTY)
+    return codename
+
+
+def relay_salt(app: web.Application) -> bytes:
+    """The relay's conversation salt; CONVERSATIONS_OFF when there is none."""
+    salt = app[CONVERSATION_SALT]
+    if salt is None:
+        raise SourceProblem(CONVERSATIONS_OFF)
+    return salt
+
+
+@contextlib.asynccontextmanager
+async def derivation_slot(app: web.Application) -> AsyncIterator[None]:
+    """One of ``max_concurrent_derivations`` slots; 503 if none frees up in time.
+
+    Held while deriving, and on the reply page also while decrypting the
+    ring, so that anonymous requests cannot make the relay do more at once.
+    """
+    slots = app[DERIVATION_SLOTS]
+    try:
+        async with asyncio.timeout(app[CONFIG].request_timeout_seconds):
+            await slots.acquire()
+    except TimeoutError:
+        activity.count("derivation_refused_busy")
+        raise SourceProblem(RELAY_BUSY) from None
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+async def derive_keys(app: web.Application, codename: Codename) -> ConversationKeys:
+    """The conversation's keys, derived in a worker thread behind a derivation slot."""
+    salt = relay_salt(app)
+    async with derivation_slot(app):
+        return await asyncio.to_thread(derive_conversation_keys, codename, salt)

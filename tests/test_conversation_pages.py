@@ -1,0 +1,274 @@
+"""The no-JavaScript conversation pages over real HTTP (issue 9): the codename on the
+form, a tip that opens a conversation, reading replies decrypted by the server,
+downloads, forgeries, delete after reading, a follow-up, and what stays behind.
+
+A real ``tiprelay serve`` on 127.0.0.1 with a conversation salt; the client is
+a plain form client (``http.client``): what a browser with JavaScript off sends.
+Replies are put into their slots through the signed reviewer API.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relay.conversation.codename import fold_codename, generate_codename
+from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
+from relay.conversation_salt import ensure_conversation_salt, load_conversation_salt
+from relay.crypto.signing import SigningKey
+from tests.support_conversation import (
+    NOSCRIPT_CODENAME,
+    files_containing,
+    put_reply,
+    sealed_reply,
+    secrets_of,
+    submission_meta,
+)
+from tests.support_reviewer import Answer, send
+from tests.support_server import RelayServer, new_relay
+
+RING_SLOTS = 8
+
+
+@pytest.fixture(scope="module")
+def api_key() -> SigningKey:
+    return SigningKey.generate()
+
+
+@pytest.fixture(scope="module")
+def relay(tmp_path_factory: pytest.TempPathFactory, api_key: SigningKey) -> Iterator[RelayServer]:
+    base = tmp_path_factory.mktemp("conversation-pages") / "relay"
+    server = new_relay(
+        base,
+        {"reply_ring_size": RING_SLOTS, "max_reply_bytes": 1024 * 1024},
+        api_key_text=api_key.public_key_text,
+    )
+    ensure_conversation_salt(server.keys_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def keys_for(relay: RelayServer, words: str) -> ConversationKeys:
+    salt = load_conversation_salt(relay.keys_dir)
+    assert salt is not None
+    return derive_conversation_keys(fold_codename(words), salt)
+
+
+def get_form(relay: RelayServer) -> Answer:
+    answer = send(relay.url, "GET", "/?lang=en")
+    assert answer.status == 200
+    return answer
+
+
+def offered_codename(page: Answer) -> str:
+    match = NOSCRIPT_CODENAME.search(page.body.decode())
+    assert match is not None, "no codename field inside <noscript>"
+    return match.group(1)
+
+
+def multipart(fields: list[tuple[str, str]]) -> tuple[dict[str, str], bytes]:
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, value in fields:
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        body += value.encode() + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}, body
+
+
+def submit(relay: RelayServer, fields: list[tuple[str, str]]) -> Answer:
+    headers, body = multipart(fields)
+    return send(relay.url, "POST", "/submit", headers, body)
+
+
+def post_form(relay: RelayServer, path: str, fields: dict[str, str]) -> Answer:
+    body = urllib.parse.urlencode(fields).encode()
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    return send(relay.url, "POST", path + "?lang=en", headers, body)
+
+
+def new_blob(relay: RelayServer, before: set[Path]) -> Path:
+    fresh = [path for path in relay.blob_paths() if path not in before]
+    assert len(fresh) == 1, fresh
+    return fresh[0]
+
+
+def hidden_codename(page: str, form_id: str) -> str:
+    form = page[page.index(f'id="{form_id}"') :]
+    match = re.search(
+        r'<input type="hidden" name="codename" value="([^"]*)" autocomplete="off">', form
+    )
+    assert match is not None
+    return html.unescape(match.group(1))
+
+
+def test_the_form_offers_a_fresh_codename_without_javascript_only(relay: RelayServer) -> None:
+    first, second = get_form(relay), get_form(relay)
+    words = offered_codename(first)
+    assert len(words.split()) == 7
+    fold_codename(words)  # seven list words
+    assert words != offered_codename(second)
+    assert first.headers["Cache-Control"] == "no-store"
+    page = first.body.decode()
+    assert "Write these seven words on paper now" in page
+    assert 'autocomplete="off"' in page[page.index("<noscript>") : page.index("</noscript>")]
+    assert 'action="/replies?lang=en"' in page  # the read-replies form, POST only
+
+
+def test_without_a_salt_no_codename_is_offered_or_accepted(tmp_path: Path) -> None:
+    server = new_relay(tmp_path / "relay")
+    server.start()
+    try:
+        page = get_form(server).body.decode()
+        assert 'name="codename"' not in page
+        refused = submit(
+            server, [("lang", "en"), ("codename", str(generate_codename())), ("message", "hi")]
+        )
+        assert refused.status == 403
+        assert b"Replies are not set up" in refused.body
+        assert server.blob_paths() == []
+    finally:
+        server.stop()
+
+
+def test_a_typed_codename_that_is_not_seven_list_words_gets_its_own_message(
+    relay: RelayServer,
+) -> None:
+    words = offered_codename(get_form(relay)).split()
+    wrong_word = " ".join([*words[:2], "notaword", *words[3:]])
+    answer = post_form(relay, "/replies", {"codename": wrong_word})
+    assert answer.status == 400
+    assert b"Word 3 of what you typed" in answer.body
+    short = post_form(relay, "/replies", {"codename": " ".join(words[:5])})
+    assert short.status == 400
+    assert b"has 5 words from the list" in short.body
+    before = set(relay.blob_paths())
+    refused = submit(relay, [("lang", "en"), ("codename", wrong_word), ("message", "hello")])
+    assert refused.status == 400
+    assert b"Word 3 of what you typed" in refused.body
+    assert set(relay.blob_paths()) == before
+
+
+def test_a_one_off_tip_carries_no_conversation(relay: RelayServer) -> None:
+    before = set(relay.blob_paths())
+    answer = submit(relay, [("lang", "en"), ("codename", ""), ("message", "one off")])
+    assert answer.status == 303
+    assert "conversation" not in submission_meta(relay, new_blob(relay, before))
+
+
+def test_no_js_round_trip_replies_forgeries_download_follow_up_delete(
+    relay: RelayServer, api_key: SigningKey
+) -> None:
+    words = offered_codename(get_form(relay))
+    before = set(relay.blob_paths())
+    answer = submit(relay, [("lang", "en"), ("codename", words), ("message", "I need help")])
+    assert answer.status == 303, answer.body[:300]
+    keys = keys_for(relay, words)
+    meta = submission_meta(relay, new_blob(relay, before))
+    assert meta["conversation"] == keys.reply_keys().to_fields()
+
+    link_text = '<a href="https://evil.example/">click</a> https://evil.example/ <b>x</b>'
+    put_reply(relay, api_key, keys, 1, sealed_reply(
+        relay, keys, 1, "GENUINE-ONE go to the station. " + link_text,
+        [("route map.txt", b"MAP-BYTES")],
+    ))  # fmt: skip
+    put_reply(relay, api_key, keys, 3, sealed_reply(relay, keys, 3, "GENUINE-THREE"))
+    # Forgeries: a MAC made without the auth key, a genuine reply moved to
+    # another slot, a genuine reply of another conversation (to this source).
+    put_reply(relay, api_key, keys, 2, sealed_reply(
+        relay, keys, 2, "FORGED-NO-AUTH-KEY", auth_key=bytes(32)
+    ))  # fmt: skip
+    put_reply(relay, api_key, keys, 5, sealed_reply(relay, keys, 4, "FORGED-MOVED-SLOT"))
+    other = keys_for(relay, str(generate_codename()))
+    put_reply(relay, api_key, keys, 6, sealed_reply(
+        relay, keys, 6, "FORGED-OTHER-CONVERSATION",
+        auth_key=other.auth_key, conversation_id=other.conversation_id,
+    ))  # fmt: skip
+
+    typed = "  " + "   ".join(word.upper() for word in words.split()) + "  "
+    started = time.monotonic()
+    page_answer = post_form(relay, "/replies", {"codename": typed})
+    print(f"\nno-JS reply page with 5 filled slots: {time.monotonic() - started:.3f} s")
+    assert page_answer.status == 200, page_answer.body[:500]
+    assert page_answer.headers["Cache-Control"] == "no-store"
+    page = page_answer.body.decode()
+    assert "Decrypted by the server" in page
+    assert page.index("GENUINE-ONE") < page.index("GENUINE-THREE")  # ordered by n
+    assert "Reply 1, written on 2025-03-04" in page
+    assert "Missing here: 1 earlier replies" in page  # the gap before reply 3
+    assert "could not be authenticated and were not shown: 3." in page
+    assert "FORGED" not in page
+    assert html.escape(link_text, quote=False) in page.replace("&#34;", '"')
+    assert '<a href="https://evil' not in page and "<b>x</b>" not in page
+    assert hidden_codename(page, "follow-up-form") == words  # re-sent, folded
+
+    download = post_form(
+        relay, "/replies/attachment", {"codename": words, "slot": "1", "name": "route map.txt"}
+    )
+    assert download.status == 200
+    assert download.body == b"MAP-BYTES"
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    forged_file = post_form(
+        relay, "/replies/attachment", {"codename": words, "slot": "2", "name": "x"}
+    )
+    assert forged_file.status == 404
+
+    before = set(relay.blob_paths())
+    follow_up = submit(
+        relay,
+        [("lang", "en"), ("codename", hidden_codename(page, "follow-up-form")),
+         ("message", "FOLLOW-UP thank you")],
+    )  # fmt: skip
+    assert follow_up.status == 303
+    follow_up_meta = submission_meta(relay, new_blob(relay, before))
+    assert follow_up_meta["conversation"] == meta["conversation"]
+
+    after_delete = post_form(relay, "/replies/delete", {"codename": words, "slot": "1"})
+    assert after_delete.status == 200
+    remaining = after_delete.body.decode()
+    assert "The reply was deleted." in remaining
+    assert "GENUINE-ONE" not in remaining and "GENUINE-THREE" in remaining
+    wrong_token = post_form(
+        relay, "/replies/delete", {"codename": str(generate_codename()), "slot": "3"}
+    )
+    assert "GENUINE-THREE" in post_form(relay, "/replies", {"codename": words}).body.decode()
+    assert wrong_token.status == 200
+
+    secrets = secrets_of(keys, words.split())
+    texts = [
+        b"GENUINE-ONE",
+        b"GENUINE-THREE",
+        b"FORGED-",
+        b"MAP-BYTES",
+        b"FOLLOW-UP",
+        b"I need help",
+    ]
+    for folder in (relay.data_dir, relay.tmp_dir):
+        assert files_containing(folder, secrets + texts) == []
+    log = relay.log_text().encode()
+    assert [s[:12] for s in secrets + texts if s in log] == []
+
+
+def test_a_wrong_codename_and_one_without_replies_look_alike(relay: RelayServer) -> None:
+    unused = post_form(relay, "/replies", {"codename": str(generate_codename())})
+    assert unused.status == 200
+    words = offered_codename(get_form(relay))
+    submit(relay, [("lang", "en"), ("codename", words), ("message", "no replies yet")])
+    fresh = post_form(relay, "/replies", {"codename": words})
+
+    def shape(answer: Answer) -> str:
+        return re.sub(r'value="[a-z\- ]+"', 'value=""', answer.body.decode())
+
+    assert "No replies yet." in fresh.body.decode()
+    assert shape(unused) == shape(fresh)
