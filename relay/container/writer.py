@@ -16,7 +16,9 @@ stand-in), or its size needs more than 11 octal digits (record ``size``,
 unique first (``relay.container.names``). Entries have
 mode 0644, uid/gid 0, no owner names and mtime 0. ``submission.json`` is
 ``{"day": "YYYY-MM-DD", "format_version": 1, "language": ..., "sealed_by": ...}``
-(UTC day, nothing finer), indented by 2 spaces, keys sorted, newline-terminated.
+(UTC day, nothing finer), indented by 2 spaces, keys sorted, newline-terminated;
+a tip that opens or continues a conversation also carries ``"conversation"``,
+the object of ``ReplyKeys.to_fields()`` (docs/conversations.md section 4).
 
 Each method returns the bytes to append to the output; the caller streams them
 on (into the age encryptor). Attachment sizes must be known before their data.
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime
 
 from relay.container import tarformat
@@ -39,14 +41,24 @@ MESSAGE_PATH = "message.txt"
 FILES_DIR = "files/"
 META_PATH = "submission.json"
 SEALED_BY_VALUES = ("server", "browser")
+CONVERSATION_KEY = "conversation"
 
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _PADDING_CHUNK = bytes(64 * 1024)
 
 
-def submission_meta(language: str, sealed_by: str, day: date | str | None) -> dict[str, object]:
-    """The validated contents of ``submission.json``; ``day`` defaults to today (UTC)."""
+def submission_meta(
+    language: str,
+    sealed_by: str,
+    day: date | str | None,
+    conversation: Mapping[str, str] | None = None,
+) -> dict[str, object]:
+    """The validated contents of ``submission.json``; ``day`` defaults to today (UTC).
+
+    ``conversation`` is ``ReplyKeys.to_fields()`` of the source's codename, or None
+    for a one-off tip; it is checked only for shape here (strings under string keys).
+    """
     if not _LANGUAGE_TAG.fullmatch(language):
         raise ContainerError(f"The form language {language!r} is not a language tag.")
     if sealed_by not in SEALED_BY_VALUES:
@@ -56,20 +68,32 @@ def submission_meta(language: str, sealed_by: str, day: date | str | None) -> di
     day_text = day.isoformat() if isinstance(day, date) else day
     if not _DAY.fullmatch(day_text):
         raise ContainerError(f"The day {day_text!r} is not in the form YYYY-MM-DD.")
-    return {
+    meta: dict[str, object] = {
         "format_version": FORMAT_VERSION,
         "language": language,
         "sealed_by": sealed_by,
         "day": day_text,
     }
+    if conversation is not None:
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in conversation.items()):
+            raise ContainerError("The conversation fields must be strings under string keys.")
+        meta[CONVERSATION_KEY] = dict(conversation)
+    return meta
 
 
 class SubmissionArchive:
     """Writes one submission: ``message()``, then per attachment ``file_header()``,
     ``file_data()``... ``file_end()``, then ``finish()``."""
 
-    def __init__(self, *, language: str, sealed_by: str, day: date | str | None = None) -> None:
-        self.meta = submission_meta(language, sealed_by, day)
+    def __init__(
+        self,
+        *,
+        language: str,
+        sealed_by: str,
+        day: date | str | None = None,
+        conversation: Mapping[str, str] | None = None,
+    ) -> None:
+        self.meta = submission_meta(language, sealed_by, day, conversation)
         self.length = 0
         """Bytes returned so far; after ``finish()``, the padded length of the whole archive."""
         self.files: list[tuple[str, int]] = []
@@ -161,9 +185,12 @@ def build_archive(
     language: str = "ru",
     sealed_by: str = "server",
     day: date | str | None = None,
+    conversation: Mapping[str, str] | None = None,
 ) -> bytes:
     """A whole padded submission archive in memory (for small submissions and tests)."""
-    archive = SubmissionArchive(language=language, sealed_by=sealed_by, day=day)
+    archive = SubmissionArchive(
+        language=language, sealed_by=sealed_by, day=day, conversation=conversation
+    )
     parts = [archive.message(message)]
     for name, data in files:
         parts += [archive.file_header(name, len(data)), archive.file_data(data), archive.file_end()]
