@@ -8,6 +8,16 @@ manifest too. One submission's damage, hostility or foreign key never stops
 the others. A folder that already exists means that submission was decrypted
 before (extraction renames the folder into place only when complete): skipped.
 
+Conversations (``relay.threads``): a tip whose ``submission.json`` carries
+conversation fields moves into ``OUT_DIR/conversation-<id>/``. Then every reply
+the bundle holds (``replies/<sha256>.age``) is decrypted with the reviewer's
+identity (replies are encrypted to the team too), matched to a thread by its
+slot tag, checked with ``read_reply`` (MAC, conversation, slot, entries) and
+written into that thread as ``reply-<n>/``. Each thread's ``thread.txt`` lists
+tips and replies with n and day, gaps flagged.
+
+The library returns a ``BundleReport``; the CLI prints ``summary_lines``.
+
 Offline code: nothing here imports aiohttp (import-linter checks it).
 """
 
@@ -15,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 from collections import deque
 from collections.abc import Sequence
@@ -22,10 +33,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-
 from relay.container import extract_submission
-from relay.crypto.decrypt import open_decrypted
+from relay.conversation.derivation import ConversationFieldsError
+from relay.conversation.reply import ReplyError, ReplyLimits, read_reply
+from relay.conversation.slots import DEFAULT_RING_SIZE, ring_tags
+from relay.crypto.decrypt import decrypt_bytes, open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
 from relay.crypto.identities import X25519Identity
 from relay.errors import ContainerError
@@ -33,9 +45,23 @@ from relay.files import HASH_CHUNK_BYTES, NotARegularFileError, open_regular_fil
 from relay.manifest import (
     MANIFEST_NAME,
     ManifestError,
+    ReplyInfo,
     SubmissionInfo,
     human_size,
     read_manifest,
+    read_reply_state,
+)
+from relay.threads import (
+    OUTGOING_PREFIX,
+    REPLY_META,
+    REPLY_PREFIX,
+    Thread,
+    find_tip_folder,
+    read_threads,
+    save_reply,
+    thread_folder,
+    tip_conversation,
+    write_listing,
 )
 
 DECRYPTED = "decrypted"
@@ -71,6 +97,10 @@ class BundleReport:
 
     outcomes: list[SubmissionOutcome] = field(default_factory=list)
     unlisted_files: list[str] = field(default_factory=list)
+    threads: list[Thread] = field(default_factory=list)
+    new_replies: int = 0
+    reply_problems: list[str] = field(default_factory=list)
+    """One line per pulled reply that could not be read or placed."""
 
     @property
     def all_readable(self) -> bool:
@@ -145,7 +175,12 @@ def output_folder(out_dir: Path, info: SubmissionInfo) -> Path:
 
 
 def decrypt_bundle(
-    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity]
+    bundle_dir: Path,
+    out_dir: Path,
+    identities: Sequence[X25519Identity],
+    *,
+    ring_size: int = DEFAULT_RING_SIZE,
+    reply_limits: ReplyLimits | None = None,
 ) -> BundleReport:
     """Decrypt every submission of ``bundle_dir`` into ``out_dir``; see the module docstring."""
     if not (bundle_dir / MANIFEST_NAME).is_file():
@@ -162,16 +197,112 @@ def decrypt_bundle(
         for path in bundle_dir.glob("*.age")
         if path.name.removesuffix(".age") not in entries
     )
+    _decrypt_replies(bundle_dir, out_dir, identities, ring_size, reply_limits, report)
+    report.threads = read_threads(out_dir)
+    for thread in report.threads:
+        write_listing(thread)
     return report
+
+
+def _decrypt_replies(
+    bundle_dir: Path,
+    out_dir: Path,
+    identities: Sequence[X25519Identity],
+    ring_size: int,
+    limits: ReplyLimits | None,
+    report: BundleReport,
+) -> None:
+    """Place every pulled reply into its thread, checked; see the module docstring."""
+    state = read_reply_state(bundle_dir)
+    if not state.pulled:
+        return
+    limits = limits or ReplyLimits()
+    threads = read_threads(out_dir)
+    by_tag: dict[str, tuple[Thread, int]] = {}
+    known: dict[str, Path] = {}
+    for thread in threads:
+        for reply in thread.replies:
+            known[reply.sha256] = reply.folder
+        if thread.keys is not None:
+            for slot, tag in enumerate(ring_tags(thread.keys.slot_key, ring_size)):
+                by_tag[tag.hex()] = (thread, slot)
+    for info in state.pulled.values():
+        folder = known.get(info.sha256)
+        if folder is not None and not folder.name.startswith(OUTGOING_PREFIX):
+            continue  # placed by an earlier decrypt
+        if info.tag not in by_tag:
+            continue  # a conversation none of this bundle's tips opened
+        thread, slot = by_tag[info.tag]
+        problem = _place_reply(bundle_dir, info, thread, slot, identities, ring_size, limits)
+        if problem:
+            report.reply_problems.append(f"reply {info.sha256[:12]} ({info.day}): {problem}")
+        else:
+            report.new_replies += 1
+
+
+def _place_reply(
+    bundle_dir: Path,
+    info: ReplyInfo,
+    thread: Thread,
+    slot: int,
+    identities: Sequence[X25519Identity],
+    ring_size: int,
+    limits: ReplyLimits,
+) -> str | None:
+    """Decrypt, check and write one reply; why it could not be, or None."""
+    assert thread.keys is not None
+    path = bundle_dir / info.file_name
+    try:
+        with open_regular_file(path) as source:
+            ciphertext = source.read(limits.max_reply_bytes + 64 * 1024 + 1)
+    except (OSError, NotARegularFileError):
+        return "its file is not in the bundle"
+    if hashlib.sha256(ciphertext).hexdigest() != info.sha256:
+        return "the file does not match its SHA-256 in manifest.json; pull again"
+    try:
+        plaintext = decrypt_bytes(ciphertext, identities)
+    except NoIdentityMatchError:
+        return "it is not encrypted to this identity: it was not written to this team"
+    except AgeError as exc:
+        return f"it is damaged ({exc})"
+    try:
+        reply = read_reply(
+            plaintext,
+            auth_key=thread.keys.auth_key,
+            conversation_id=thread.keys.conversation_id,
+            slot=slot,
+            ring_size=ring_size,
+            limits=limits,
+        )
+    except ReplyError as exc:
+        return f"NOT AUTHENTIC or damaged, not shown ({exc.kind})"
+    for existing in thread.replies:
+        if existing.sha256 == info.sha256 and existing.outbox_entry is not None:
+            # Written on this machine and now seen on the relay: delivered.
+            target = thread.folder / f"{REPLY_PREFIX}{reply.n:04d}"
+            if target.exists():
+                target = thread.folder / f"{REPLY_PREFIX}{reply.n:04d}-{info.sha256[:8]}"
+            meta_path = existing.folder / REPLY_META
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta.pop("outbox_entry", None)
+            meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            existing.folder.rename(target)
+            return None
+    name = f"{REPLY_PREFIX}{reply.n:04d}"
+    if (thread.folder / name).exists():
+        name += f"-{info.sha256[:8]}"
+    save_reply(thread.folder, name, reply, info.sha256)
+    return None
 
 
 def _decrypt_one(
     bundle_dir: Path, out_dir: Path, info: SubmissionInfo, identities: Sequence[X25519Identity]
 ) -> SubmissionOutcome:
     folder = output_folder(out_dir, info)
-    if folder.is_dir():
-        files, size = _count_extracted(folder)
-        return SubmissionOutcome(info, ALREADY_DECRYPTED, folder, files, size)
+    existing = find_tip_folder(out_dir, folder.name)
+    if existing is not None:
+        files, size = _count_extracted(existing)
+        return SubmissionOutcome(info, ALREADY_DECRYPTED, existing, files, size)
     source_path = bundle_dir / info.file_name
     try:
         source = open_regular_file(source_path)
@@ -207,6 +338,15 @@ def _decrypt_one(
             return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
     sealed_inside = extracted.meta.get("sealed_by")
     notes = list(extracted.warnings)
+    try:
+        keys = tip_conversation(extracted.meta)
+    except ConversationFieldsError as exc:
+        keys = None
+        notes.append(f"its conversation fields are unusable ({exc}); no reply is possible")
+    if keys is not None:
+        thread_dir = thread_folder(out_dir, keys.conversation_id.hex())
+        thread_dir.mkdir(mode=0o700, exist_ok=True)
+        folder = folder.rename(thread_dir / folder.name)
     if sealed_inside != info.sealed_by:
         notes.append(
             f"the archive says sealed_by={sealed_inside!s:.20}, the relay said {info.sealed_by}"
@@ -268,17 +408,23 @@ def summary_lines(report: BundleReport) -> list[str]:
         lines.extend(f"NOTE: {outcome.info.id}: {note}" for note in outcome.notes)
     for name in report.unlisted_files:
         lines.append(f"WARNING: {name} is not listed in manifest.json; skipped.")
+    lines.extend(thread_summary_lines(report))
     return lines
 
 
-def decrypt_bundle_command(
-    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity]
-) -> int:
-    """``tiprelay decrypt -i IDENTITY BUNDLE_DIR -o OUT_DIR``: print the summary; exit status."""
-    report = decrypt_bundle(bundle_dir, out_dir, identities)
-    for line in summary_lines(report):
-        click.echo(line)
+def thread_summary_lines(report: BundleReport) -> list[str]:
+    """Each conversation: its folder, then its tips and replies in order, gaps flagged."""
+    lines: list[str] = []
+    if report.threads:
+        lines.append(f"{len(report.threads)} conversation(s); {report.new_replies} new reply(ies):")
+    for thread in report.threads:
+        lines.append(f"  {thread.folder.name}/")
+        lines.extend(f"    {line}" for line in thread.listing())
+    lines.extend(f"WARNING: {problem}" for problem in report.reply_problems)
+    return lines
+
+
+def closing_line(report: BundleReport, out_dir: Path) -> str:
     readable = sum(outcome.readable for outcome in report.outcomes)
-    click.echo(f"{readable} of {len(report.outcomes)} submission(s) readable in {out_dir}.")
-    return 0 if report.all_readable else 1
+    return f"{readable} of {len(report.outcomes)} submission(s) readable in {out_dir}."
 

@@ -94,6 +94,19 @@ def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> li
     return identities
 
 
+def _decrypt_bundle(
+    bundle_dir: Path, out_dir: Path, identities: list[X25519Identity], ring_size: int
+) -> int:
+    """Decrypt and thread a bundle, print its summary; the exit status."""
+    from relay.bundle import closing_line, decrypt_bundle, summary_lines
+
+    report = decrypt_bundle(bundle_dir, out_dir, identities, ring_size=ring_size)
+    for line in summary_lines(report):
+        click.echo(line)
+    click.echo(closing_line(report, out_dir))
+    return 0 if report.all_readable else 1
+
+
 @click.command()
 @click.option("-i", "--identity", "identity_paths", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -102,10 +115,12 @@ def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> li
               help="Output file (all or nothing); for a bundle, the output folder.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the identity's passphrase from this file instead of asking.")
+@click.option("--ring-size", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="Reply slots per conversation: the relay's reply_ring_size.")
 @click.argument("input_path", metavar="[IN | BUNDLE_DIR]", required=False,
                 type=click.Path(exists=True, path_type=Path))
 def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_file: Path | None,
-            input_path: Path | None) -> None:
+            ring_size: int, input_path: Path | None) -> None:
     """Decrypt an age file, or every submission in a pulled bundle.
 
     \b
@@ -119,8 +134,6 @@ def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_fi
         if input_path is not None and input_path.is_dir():
             if output is None:
                 fail("Decrypting a bundle needs an output folder.", "Pass -o OUT_DIR.")
-            from relay.bundle import decrypt_bundle_command
-
-            sys.exit(decrypt_bundle_command(input_path, output, identities))
+            sys.exit(_decrypt_bundle(input_path, output, identities, ring_size))
         with _input(input_path) as src, atomic_output(output, mode=0o600) as dst:
             decrypt_stream(src, dst, identities)

@@ -1,0 +1,301 @@
+"""The reviewer's half of conversations, end to end over real HTTP (issue 9):
+pin-team, pull (replies and the relay's recipient set), decrypt (threads),
+reply (offline, into the outbox), push (compare-and-swap), against a real
+``tiprelay serve`` on 127.0.0.1, with two reviewers.
+
+Tips with a codename are made as the browser makes them: the container built
+with relay.container (conversation fields included), sealed to the reviewers,
+uploaded over tus. The source reads replies as its page would: POST
+/api/v1/replies/fetch, then open_reply with the keys derived from its codename.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relay.container import build_archive
+from relay.conversation.codename import Codename, generate_codename
+from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
+from relay.conversation.identity import open_reply
+from relay.conversation.reply import Reply
+from relay.conversation.slots import slot_tag
+from relay.conversation_salt import ensure_conversation_salt
+from relay.crypto.encrypt import encrypt_bytes
+from relay.crypto.recipients import X25519Recipient
+from relay.crypto.signing import SigningKey
+from tests.support_process import run
+from tests.support_reviewer import TIPRELAY, list_ids, send, upload_sealed
+from tests.support_server import (
+    RelayServer,
+    generate_identity,
+    new_relay,
+    write_reviewer_key_file,
+)
+
+FETCH = "/api/v1/replies/fetch"
+
+
+@dataclass
+class Reviewer:
+    """One reviewer's files: identity, API key, bundle, decrypted folder, pinned team."""
+
+    name: str
+    home: Path
+    identity: Path
+    recipient: str
+    key_path: Path
+    key: SigningKey
+
+    @property
+    def bundle(self) -> Path:
+        return self.home / "bundle"
+
+    @property
+    def out(self) -> Path:
+        return self.home / "decrypted"
+
+    @property
+    def team(self) -> Path:
+        return self.home / "team"
+
+
+@dataclass
+class Team:
+    relay: RelayServer
+    salt: bytes
+    alice: Reviewer
+    bob: Reviewer
+
+
+def tiprelay(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = run(
+        [TIPRELAY, *map(str, args)], capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+    if check:
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+    return result
+
+
+def make_reviewer(relay: RelayServer, base: Path, name: str) -> Reviewer:
+    home = base / name
+    home.mkdir()
+    key = SigningKey.generate()
+    key_path = home / "api.key"
+    key_path.write_text(key.to_key_file_text())
+    key_path.chmod(0o600)
+    if name == "alice":  # the relay's own reviewer, made by new_relay
+        identity, recipient = relay.identity_path, relay.recipient
+        write_reviewer_key_file(relay.keys_dir, "reviewer", recipient, key.public_key_text)
+    else:
+        identity = home / "identity.txt"
+        recipient = generate_identity(identity)
+        write_reviewer_key_file(relay.keys_dir, name, recipient, key.public_key_text)
+    return Reviewer(name, home, identity, recipient, key_path, key)
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
+    base = tmp_path_factory.mktemp("reply-cli")
+    relay = new_relay(base / "relay")
+    alice = make_reviewer(relay, base, "alice")
+    bob = make_reviewer(relay, base, "bob")
+    salt, _ = ensure_conversation_salt(relay.keys_dir)
+    for reviewer in (alice, bob):
+        pin_files = []
+        for other in (alice, bob):
+            path = reviewer.home / f"{other.name}.recipient"
+            path.write_text(f"# {other.name}\n{other.recipient}\n")
+            pin_files.append(path)
+        tiprelay("pin-team", "--team", reviewer.team, *pin_files)
+    relay.start()
+    try:
+        yield Team(relay, salt, alice, bob)
+    finally:
+        relay.stop()
+
+
+def send_tip(team: Team, message: str, codename: Codename) -> tuple[str, ConversationKeys]:
+    """A tip sealed in the 'browser' with the codename's conversation fields; its id."""
+    keys = derive_conversation_keys(codename, team.salt)
+    before = set(list_ids(team.relay.url, team.alice.key))
+    archive = build_archive(
+        message, sealed_by="browser", conversation=keys.reply_keys().to_fields()
+    )
+    recipients = [X25519Recipient.parse(r.recipient) for r in (team.alice, team.bob)]
+    upload_sealed(team.relay.url, encrypt_bytes(archive, recipients))
+    (new_id,) = set(list_ids(team.relay.url, team.alice.key)) - before
+    return new_id, keys
+
+
+def pull(team: Team, reviewer: Reviewer) -> str:
+    return tiprelay(
+        "pull", "--server", team.relay.url, "--key", reviewer.key_path, "-o", reviewer.bundle
+    ).stdout
+
+
+def decrypt(reviewer: Reviewer) -> str:
+    return tiprelay("decrypt", "-i", reviewer.identity, reviewer.bundle, "-o", reviewer.out).stdout
+
+
+def reply(
+    reviewer: Reviewer, submission_id: str, text: str, *extra: str | Path, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    return tiprelay(
+        "reply", "-i", reviewer.identity, "-o", reviewer.out, "--team", reviewer.team,
+        reviewer.bundle, "--to", submission_id, "-m", text, *extra, check=check,
+    )
+
+
+def push(team: Team, reviewer: Reviewer, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return tiprelay(
+        "push", "--server", team.relay.url, "--key", reviewer.key_path, reviewer.bundle,
+        check=check,
+    )
+
+
+def source_reads(team: Team, keys: ConversationKeys, slot: int) -> Reply | None:
+    """What the source's page shows for one slot (None: empty)."""
+    body = json.dumps({"tag": slot_tag(keys.slot_key, slot).hex()}).encode()
+    answer = send(team.relay.url, "POST", FETCH, {"Content-Type": "application/json"}, body)
+    if answer.status == 404:
+        return None
+    assert answer.status == 200, answer
+    return open_reply(answer.body, keys, slot)
+
+
+def all_bytes_under(folder: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
+
+
+def test_reply_round_trip_threads_tip_reply_and_follow_up(team: Team) -> None:
+    codename = generate_codename()
+    tip_id, keys = send_tip(team, "They watch the border crossing.", codename)
+    alice = team.alice
+    pull(team, alice)
+    assert (alice.bundle / "recipients.json").is_file()
+    decrypt(alice)
+    thread_dir = alice.out / f"conversation-{keys.conversation_id.hex()}"
+    assert (thread_dir / f"{_day_of(alice, tip_id)}-{tip_id}" / "message.txt").is_file()
+
+    marker = "Go to the church on Tuesday; ask for Ilse. MARKER-7f3a"
+    attachment = alice.home / "map.txt"
+    attachment.write_text("the map MARKER-ATTACHED")
+    written = reply(alice, tip_id, marker, "--attach", attachment)
+    assert "Reply n=1 written" in written.stdout
+    outgoing = list(thread_dir.glob("outgoing-*"))
+    assert len(outgoing) == 1 and (outgoing[0] / "message.txt").read_text() == marker
+
+    # The outbox holds ciphertext, tag and hashes: nothing that names or reads the thread.
+    outbox = all_bytes_under(alice.bundle / "outbox")
+    assert outbox
+    secrets_of_thread = [
+        str(codename).encode(), *(word.encode() for word in codename.words if len(word) > 4),
+        keys.conversation_id.hex().encode(), keys.slot_key.hex().encode(),
+        keys.auth_key.hex().encode(), keys.delete_key.hex().encode(),
+        keys.reply_keys().to_fields()["reply_recipient"].encode(),
+        tip_id.encode(), b"MARKER", b"church",
+    ]
+    for secret in secrets_of_thread:
+        assert secret not in outbox, secret
+    assert [p.suffix for p in (alice.bundle / "outbox").iterdir()] == [".json"]
+
+    assert "not pushed yet" in pull(team, alice)
+    assert source_reads(team, keys, 1) is None
+    pushed = push(team, alice)
+    assert "1 reply(ies) delivered" in pushed.stdout
+    assert not list((alice.bundle / "outbox").iterdir())
+    assert len(list((alice.bundle / "sent").iterdir())) == 1
+    assert push(team, alice).stdout.startswith("0 reply(ies) delivered")  # again: nothing to do
+
+    seen = source_reads(team, keys, 1)
+    assert seen is not None and (seen.n, seen.message) == (1, marker)
+    assert [(a.name, a.data) for a in seen.attachments] == [("map.txt", b"the map MARKER-ATTACHED")]
+
+    follow_id, _ = send_tip(team, "Tuesday is fine. What should I bring?", codename)
+    pull(team, alice)
+    summary = decrypt(alice)
+    names = sorted(p.name for p in thread_dir.iterdir())
+    assert f"{_day_of(alice, tip_id)}-{tip_id}" in names
+    assert f"{_day_of(alice, follow_id)}-{follow_id}" in names
+    assert "reply-0001" in names and not any(n.startswith("outgoing-") for n in names)
+    listing = (thread_dir / "thread.txt").read_text()
+    assert listing.count(" tip ") == 2 and "reply n=1" in listing and "GAP" not in listing
+    assert f"conversation-{keys.conversation_id.hex()}/" in summary
+    assert "reply n=1" in summary
+
+    # Bob (the other pinned reviewer) reads the same thread, reply included, from his pull.
+    pull(team, team.bob)
+    decrypt(team.bob)
+    bob_reply = team.bob.out / thread_dir.name / "reply-0001" / "message.txt"
+    assert bob_reply.read_text() == marker
+
+
+def _day_of(reviewer: Reviewer, submission_id: str) -> str:
+    manifest = json.loads((reviewer.bundle / "manifest.json").read_text())
+    (day,) = [e["day"] for e in manifest["submissions"] if e["id"] == submission_id]
+    return str(day)
+
+
+def test_two_reviewers_reply_to_one_thread_the_second_pulls_and_replies_again(
+    team: Team,
+) -> None:
+    tip_id, keys = send_tip(team, "Two of you may answer.", generate_codename())
+    alice, bob = team.alice, team.bob
+    for reviewer in (alice, bob):
+        pull(team, reviewer)
+        decrypt(reviewer)
+    assert "Reply n=1" in reply(alice, tip_id, "Alice: stay home tonight.").stdout
+    assert "Reply n=1" in reply(bob, tip_id, "Bob: leave by the north road.").stdout
+    push(team, alice)
+    refused = push(team, bob, check=False)
+    assert refused.returncode == 1
+    assert "pull, then reply again" in refused.stderr
+    assert len(list((bob.bundle / "conflicted").iterdir())) == 1
+
+    pull(team, bob)
+    decrypt(bob)
+    again = reply(bob, tip_id, "Bob: after Alice's advice, leave by the north road.")
+    assert "Reply n=2" in again.stdout
+    push(team, bob)
+    first, second = source_reads(team, keys, 1), source_reads(team, keys, 2)
+    assert first is not None and (first.n, first.message) == (1, "Alice: stay home tonight.")
+    assert second is not None and second.n == 2 and second.message.startswith("Bob: after")
+
+
+def test_a_pulled_recipient_set_with_an_extra_key_makes_reply_refuse(
+    team: Team, tmp_path: Path
+) -> None:
+    tip_id, _ = send_tip(team, "Anyone there?", generate_codename())
+    alice = team.alice
+    pull(team, alice)
+    decrypt(alice)
+    # The relay starts listing a key the team never brought by hand (a seized relay's own).
+    intruder = generate_identity(tmp_path / "intruder.txt")
+    pulled_path = alice.bundle / "recipients.json"
+    pulled = json.loads(pulled_path.read_text())
+    pulled["recipients"].append(intruder)
+    pulled_path.write_text(json.dumps(pulled))
+    refused = reply(alice, tip_id, "hello", check=False)
+    assert refused.returncode == 1
+    assert intruder in refused.stderr and "refuses" in refused.stderr
+    assert not list((alice.bundle / "outbox").glob("*.json"))
+
+
+def test_reply_without_a_pinned_team_says_how_to_pin(team: Team, tmp_path: Path) -> None:
+    tip_id, _ = send_tip(team, "Pin first.", generate_codename())
+    alice = team.alice
+    pull(team, alice)
+    refused = tiprelay(
+        "reply", "-i", alice.identity, "-o", alice.out, "--team", tmp_path / "none",
+        alice.bundle, "--to", tip_id, "-m", "x", check=False,
+    )
+    assert refused.returncode == 1 and "tiprelay pin-team" in refused.stderr
+    assert os.path.exists(alice.bundle)
