@@ -30,7 +30,7 @@ import shutil
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from relay.container import extract_submission
@@ -51,12 +51,13 @@ from relay.manifest import (
     read_manifest,
     read_reply_state,
 )
+from relay.outbox import CONFLICTED_DIR, entry_names
 from relay.threads import (
-    OUTGOING_PREFIX,
     REPLY_META,
     REPLY_PREFIX,
     Thread,
     find_tip_folder,
+    mark_not_delivered,
     read_threads,
     save_reply,
     thread_folder,
@@ -199,7 +200,9 @@ def decrypt_bundle(
     )
     _decrypt_replies(bundle_dir, out_dir, identities, ring_size, reply_limits, report)
     report.threads = read_threads(out_dir)
+    refused = set(entry_names(bundle_dir, CONFLICTED_DIR))
     for thread in report.threads:
+        mark_not_delivered(thread, refused)
         write_listing(thread)
     return report
 
@@ -219,24 +222,32 @@ def _decrypt_replies(
     limits = limits or ReplyLimits()
     threads = read_threads(out_dir)
     by_tag: dict[str, tuple[Thread, int]] = {}
-    known: dict[str, Path] = {}
+    placed: dict[str, str] = {}  # ciphertext SHA-256 -> the tag it was filed from
     for thread in threads:
+        if thread.keys is None:
+            continue
+        tags = [tag.hex() for tag in ring_tags(thread.keys.slot_key, ring_size)]
+        for slot, tag in enumerate(tags):
+            by_tag[tag] = (thread, slot)
         for reply in thread.replies:
-            known[reply.sha256] = reply.folder
-        if thread.keys is not None:
-            for slot, tag in enumerate(ring_tags(thread.keys.slot_key, ring_size)):
-                by_tag[tag.hex()] = (thread, slot)
-    for info in state.pulled.values():
-        folder = known.get(info.sha256)
-        if folder is not None and not folder.name.startswith(OUTGOING_PREFIX):
-            continue  # placed by an earlier decrypt
-        if info.tag not in by_tag:
+            if reply.outbox_entry is None:
+                placed[reply.sha256] = tags[reply.n % ring_size]
+    # Every (slot, ciphertext) seen: a copy of a reply in another slot is checked too.
+    candidates = {(info.tag, info.sha256): info for info in state.pulled.values()}
+    for tag, digest in state.slots.items():
+        if digest in state.pulled and (tag, digest) not in candidates:
+            candidates[tag, digest] = replace(state.pulled[digest], tag=tag)
+    for (tag, digest), info in sorted(candidates.items()):
+        if placed.get(digest) == tag:
+            continue  # filed by an earlier decrypt
+        if tag not in by_tag:
             continue  # a conversation none of this bundle's tips opened
-        thread, slot = by_tag[info.tag]
+        thread, slot = by_tag[tag]
         problem = _place_reply(bundle_dir, info, thread, slot, identities, ring_size, limits)
         if problem:
-            report.reply_problems.append(f"reply {info.sha256[:12]} ({info.day}): {problem}")
+            report.reply_problems.append(f"reply {digest[:12]} ({info.day}): {problem}")
         else:
+            placed[digest] = tag
             report.new_replies += 1
 
 

@@ -11,6 +11,7 @@ the replies written here. The layout::
         <day>-<submission id>/                a tip or follow-up, extracted
         reply-<nnnn>/                         a reply the relay holds (pulled, checked)
         outgoing-<outbox entry>/              a reply written here, not yet seen pulled
+        not-delivered-<outbox entry>/         one the relay refused (slot taken): reply again
 
 A reply folder holds ``message.txt``, ``files/`` and ``reply.json`` (the checked
 metadata, plus the ciphertext's SHA-256 that ties it to the bundle). The
@@ -39,6 +40,7 @@ from relay.errors import TiprelayError
 THREAD_PREFIX = "conversation-"
 REPLY_PREFIX = "reply-"
 OUTGOING_PREFIX = "outgoing-"
+NOT_DELIVERED_PREFIX = "not-delivered-"
 THREAD_LISTING = "thread.txt"
 REPLY_META = "reply.json"
 _TIP_FOLDER = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}-[0-9a-f]{32}")
@@ -71,6 +73,8 @@ class Thread:
     tips: list[tuple[str, str]] = field(default_factory=list)
     """(day, submission id) of each tip and follow-up."""
     replies: list[ThreadReply] = field(default_factory=list)
+    not_delivered: list[Path] = field(default_factory=list)
+    """Replies written here that push found their slot taken for (never on the relay)."""
 
     def delivered_numbers(self) -> set[int]:
         return {reply.n for reply in self.replies if reply.outbox_entry is None}
@@ -94,6 +98,11 @@ class Thread:
             line = f"{reply.day}  reply n={reply.n:<3} {reply.folder.name}/ ({state})"
             rows.append((reply.day, 1, line))
         lines = [row[2] for row in sorted(rows, key=lambda row: (row[0], row[1]))]
+        lines += [
+            f"NOT DELIVERED: {folder.name}/ (its slot was taken first; the source never "
+            "saw it; reply again if it still matters)"
+            for folder in self.not_delivered
+        ]
         lines += [
             f"GAP: reply n={n} is missing (deleted by the source after reading, replaced "
             "in the ring, or not pulled yet)"
@@ -144,6 +153,8 @@ def read_thread(folder: Path) -> Thread:
                     keys = None
                 if keys is not None and keys.conversation_id.hex() == thread.conversation_id:
                     thread.keys = keys
+        elif entry.name.startswith(NOT_DELIVERED_PREFIX):
+            thread.not_delivered.append(entry)
         elif entry.name.startswith((REPLY_PREFIX, OUTGOING_PREFIX)):
             meta = _read_json(entry / REPLY_META)
             thread.replies.append(
@@ -230,6 +241,18 @@ def save_reply(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return dest
+
+
+def mark_not_delivered(thread: Thread, refused_entries: set[str]) -> None:
+    """Rename the outgoing replies whose outbox entry push moved to ``conflicted/``."""
+    for reply in list(thread.replies):
+        if reply.outbox_entry is not None and reply.outbox_entry in refused_entries:
+            target = thread.folder / (
+                NOT_DELIVERED_PREFIX + reply.folder.name.removeprefix(OUTGOING_PREFIX)
+            )
+            reply.folder.rename(target)
+            thread.replies.remove(reply)
+            thread.not_delivered.append(target)
 
 
 def write_listing(thread: Thread) -> None:

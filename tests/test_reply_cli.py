@@ -11,6 +11,7 @@ uploaded over tus. The source reads replies as its page would: POST
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -24,14 +25,14 @@ from relay.container import build_archive
 from relay.conversation.codename import Codename, generate_codename
 from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
 from relay.conversation.identity import open_reply
-from relay.conversation.reply import Reply
-from relay.conversation.slots import slot_tag
+from relay.conversation.reply import Reply, build_reply
+from relay.conversation.slots import delete_token, slot_tag
 from relay.conversation_salt import ensure_conversation_salt
 from relay.crypto.encrypt import encrypt_bytes
 from relay.crypto.recipients import X25519Recipient
 from relay.crypto.signing import SigningKey
 from tests.support_process import run
-from tests.support_reviewer import TIPRELAY, list_ids, send, upload_sealed
+from tests.support_reviewer import TIPRELAY, list_ids, send, signed_with_fields, upload_sealed
 from tests.support_server import (
     RelayServer,
     generate_identity,
@@ -40,6 +41,7 @@ from tests.support_server import (
 )
 
 FETCH = "/api/v1/replies/fetch"
+SLOT = "/api/v1/replies/slot"
 
 
 @dataclass
@@ -175,6 +177,7 @@ def all_bytes_under(folder: Path) -> bytes:
     return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
 
 
+@pytest.mark.slow  # about 8 s: some 15 CLI runs
 def test_reply_round_trip_threads_tip_reply_and_follow_up(team: Team) -> None:
     codename = generate_codename()
     tip_id, keys = send_tip(team, "They watch the border crossing.", codename)
@@ -244,6 +247,7 @@ def _day_of(reviewer: Reviewer, submission_id: str) -> str:
     return str(day)
 
 
+@pytest.mark.slow  # about 9 s: some 15 CLI runs
 def test_two_reviewers_reply_to_one_thread_the_second_pulls_and_replies_again(
     team: Team,
 ) -> None:
@@ -264,6 +268,10 @@ def test_two_reviewers_reply_to_one_thread_the_second_pulls_and_replies_again(
     decrypt(bob)
     again = reply(bob, tip_id, "Bob: after Alice's advice, leave by the north road.")
     assert "Reply n=2" in again.stdout
+    thread_dir = bob.out / f"conversation-{keys.conversation_id.hex()}"
+    listing = (thread_dir / "thread.txt").read_text()
+    assert "NOT DELIVERED: not-delivered-" in listing and "reply n=1" in listing
+    assert len(list(thread_dir.glob("not-delivered-*"))) == 1
     push(team, bob)
     first, second = source_reads(team, keys, 1), source_reads(team, keys, 2)
     assert first is not None and (first.n, first.message) == (1, "Alice: stay home tonight.")
@@ -299,3 +307,81 @@ def test_reply_without_a_pinned_team_says_how_to_pin(team: Team, tmp_path: Path)
     )
     assert refused.returncode == 1 and "tiprelay pin-team" in refused.stderr
     assert os.path.exists(alice.bundle)
+
+
+def test_forged_and_moved_replies_are_reported_never_filed(team: Team) -> None:
+    tip_id, keys = send_tip(team, "Is this really you?", generate_codename())
+    alice = team.alice
+    pull(team, alice)
+    decrypt(alice)
+    reply(alice, tip_id, "Genuine reply one.")
+    push(team, alice)
+    genuine = send(
+        team.relay.url, "POST", FETCH, {"Content-Type": "application/json"},
+        json.dumps({"tag": slot_tag(keys.slot_key, 1).hex()}).encode(),
+    ).body
+    team_recipients = [X25519Recipient.parse(r.recipient) for r in (alice, team.bob)]
+    # Slot 2: a reply under the right tag and conversation id, without the auth key.
+    forged = build_reply(
+        auth_key=os.urandom(32), conversation_id=keys.conversation_id, n=2,
+        day="2026-01-01", message="FORGED: come to the station alone",
+    )
+    put_raw(team, slot_tag(keys.slot_key, 2).hex(),
+            encrypt_bytes(forged, [keys.reply_recipient, *team_recipients]))
+    # Slot 3: the genuine reply n=1, moved there by someone holding the server.
+    put_raw(team, slot_tag(keys.slot_key, 3).hex(), genuine)
+    pull(team, alice)
+    summary = decrypt(alice)
+    assert summary.count("NOT AUTHENTIC") == 2
+    assert "(not_authentic)" in summary and "(wrong_slot)" in summary
+    thread_dir = alice.out / f"conversation-{keys.conversation_id.hex()}"
+    filed = sorted(p.name for p in thread_dir.glob("reply-*"))
+    assert filed == ["reply-0001"]
+    assert b"FORGED" not in all_bytes_under(thread_dir)
+
+
+def put_raw(team: Team, tag: str, body: bytes) -> None:
+    fields = {
+        "reply-slot": tag,
+        "reply-expects": "empty",
+        "reply-delete-token-hash": hashlib.sha256(os.urandom(32)).hexdigest(),
+    }
+    answer = signed_with_fields(team.relay.url, "PUT", SLOT, team.alice.key, fields, body)
+    assert answer.status == 201, answer
+
+
+def test_push_is_safe_to_rerun_and_a_deleted_reply_shows_as_a_gap(
+    team: Team, tmp_path: Path
+) -> None:
+    tip_id, keys = send_tip(team, "I will read and delete.", generate_codename())
+    alice = team.alice
+    pull(team, alice)
+    decrypt(alice)
+    reply(alice, tip_id, "First: read this, then delete it.")
+    (entry,) = (alice.bundle / "outbox").iterdir()
+    kept = entry.read_bytes()
+    push(team, alice)
+    # A crash after the relay stored it, before the move to sent/: the entry is back.
+    (alice.bundle / "sent" / entry.name).unlink()
+    entry.write_bytes(kept)
+    again = push(team, alice)
+    assert again.stdout.startswith("1 reply(ies) delivered")
+    assert not list((alice.bundle / "outbox").iterdir())
+    reply(alice, tip_id, "Second.")
+    push(team, alice)
+    # The source reads reply 1 and deletes it with its token.
+    token = delete_token(keys.delete_key, 1).hex()
+    deleted = send(
+        team.relay.url, "POST", "/api/v1/replies/delete", {"Content-Type": "application/json"},
+        json.dumps({"tag": slot_tag(keys.slot_key, 1).hex(), "token": token}).encode(),
+    )
+    assert deleted.status == 204
+    # A reviewer who never saw reply 1 (a fresh bundle) sees the gap.
+    fresh = Reviewer(
+        "alice-laptop", tmp_path, alice.identity, alice.recipient, alice.key_path, alice.key
+    )
+    pull(team, fresh)
+    summary = decrypt(fresh)
+    listing = (fresh.out / f"conversation-{keys.conversation_id.hex()}" / "thread.txt")
+    assert "GAP: reply n=1 is missing" in listing.read_text()
+    assert "reply n=2" in summary and "GAP: reply n=1" in summary
