@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.cli.demo import instructions
 from relay.container import build_archive
 from relay.conversation.codename import Codename, generate_codename
 from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
@@ -385,3 +386,19 @@ def test_push_is_safe_to_rerun_and_a_deleted_reply_shows_as_a_gap(
     listing = (fresh.out / f"conversation-{keys.conversation_id.hex()}" / "thread.txt")
     assert "GAP: reply n=1 is missing" in listing.read_text()
     assert "reply n=2" in summary and "GAP: reply n=1" in summary
+
+
+def test_the_demo_prints_how_to_pin_reply_and_push_and_its_pin_command_works(
+    tmp_path: Path,
+) -> None:
+    directory = tmp_path / "demo dir"
+    recipient = generate_identity(tmp_path / "id.txt")
+    write_reviewer_key_file(directory / "keys", "demo", recipient)
+    printed = instructions(directory, 8080)
+    lines = [line.strip() for line in printed.splitlines()]
+    (pin,) = [line for line in lines if " pin-team " in line]
+    assert any(" reply -i " in line and " --to ID " in line for line in lines)
+    assert any(" push --server http://127.0.0.1:8080 " in line for line in lines)
+    result = run(["/bin/bash", "-c", pin], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert recipient in (directory / "team").read_text()
