@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,14 +289,30 @@ def test_a_pulled_recipient_set_with_an_extra_key_makes_reply_refuse(
     decrypt(alice)
     # The relay starts listing a key the team never brought by hand (a seized relay's own).
     intruder = generate_identity(tmp_path / "intruder.txt")
-    pulled_path = alice.bundle / "recipients.json"
-    pulled = json.loads(pulled_path.read_text())
-    pulled["recipients"].append(intruder)
-    pulled_path.write_text(json.dumps(pulled))
+    intruder_file = write_reviewer_key_file(team.relay.keys_dir, "intruder", intruder)
+    try:
+        relisted(team, expected=3)
+        pull(team, alice)
+    finally:
+        intruder_file.unlink()
+        relisted(team, expected=2)
+    assert intruder in json.loads((alice.bundle / "recipients.json").read_text())["recipients"]
     refused = reply(alice, tip_id, "hello", check=False)
     assert refused.returncode == 1
     assert intruder in refused.stderr and "refuses" in refused.stderr
     assert not list((alice.bundle / "outbox").glob("*.json"))
+
+
+def relisted(team: Team, expected: int) -> None:
+    """Reload the relay's keys/ and wait (bounded) until it lists ``expected`` recipients."""
+    team.relay.reload_keys()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listed = send(team.relay.url, "GET", "/api/v1/recipients").json()
+        if len(listed["recipients"]) == expected:  # type: ignore[index]
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the relay never listed {expected} recipients")
 
 
 def test_reply_without_a_pinned_team_says_how_to_pin(team: Team, tmp_path: Path) -> None:
