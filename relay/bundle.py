@@ -251,6 +251,22 @@ def _decrypt_replies(
             report.new_replies += 1
 
 
+_AGE_OVERHEAD_BYTES = 64 * 1024
+"""Header and tags an age file adds to a reply of ``max_reply_bytes``, with room."""
+
+
+def _read_at_most(source: io.RawIOBase, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while total < limit:
+        chunk = source.read(min(HASH_CHUNK_BYTES, limit - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
 def _place_reply(
     bundle_dir: Path,
     info: ReplyInfo,
@@ -263,11 +279,14 @@ def _place_reply(
     """Decrypt, check and write one reply; why it could not be, or None."""
     assert thread.keys is not None
     path = bundle_dir / info.file_name
+    limit = limits.max_reply_bytes + _AGE_OVERHEAD_BYTES
     try:
         with open_regular_file(path) as source:
-            ciphertext = source.read(limits.max_reply_bytes + 64 * 1024 + 1)
-    except (OSError, NotARegularFileError):
-        return "its file is not in the bundle"
+            ciphertext = _read_at_most(source, limit + 1)
+    except OSError:  # NotARegularFileError included: a FIFO is never read
+        return "its file is not in the bundle, or not a regular file"
+    if len(ciphertext) > limit:
+        return "its file is larger than any reply; not read"
     if hashlib.sha256(ciphertext).hexdigest() != info.sha256:
         return "the file does not match its SHA-256 in manifest.json; pull again"
     try:
