@@ -156,16 +156,19 @@ def read_thread(folder: Path) -> Thread:
         elif entry.name.startswith(NOT_DELIVERED_PREFIX):
             thread.not_delivered.append(entry)
         elif entry.name.startswith((REPLY_PREFIX, OUTGOING_PREFIX)):
-            meta = _read_json(entry / REPLY_META)
-            thread.replies.append(
-                ThreadReply(
+            try:
+                meta = _read_json(entry / REPLY_META)
+                outgoing = entry.name.startswith(OUTGOING_PREFIX)
+                found = ThreadReply(
                     int(meta["n"]),
                     str(meta["day"]),
                     str(meta["ciphertext_sha256"]),
                     entry,
-                    meta.get("outbox_entry") if entry.name.startswith(OUTGOING_PREFIX) else None,
+                    str(meta["outbox_entry"]) if outgoing else None,
                 )
-            )
+            except (ThreadError, OSError, KeyError, TypeError, ValueError):
+                continue  # not a folder tiprelay wrote: leave it alone
+            thread.replies.append(found)
     return thread
 
 

@@ -303,6 +303,17 @@ def test_a_pulled_recipient_set_with_an_extra_key_makes_reply_refuse(
     assert not list((alice.bundle / "outbox").glob("*.json"))
 
 
+def test_a_tip_sent_without_a_codename_cannot_be_answered(team: Team) -> None:
+    before = set(list_ids(team.relay.url, team.alice.key))
+    archive = build_archive("one-off", sealed_by="browser")
+    recipients = [X25519Recipient.parse(r.recipient) for r in (team.alice, team.bob)]
+    upload_sealed(team.relay.url, encrypt_bytes(archive, recipients))
+    (one_off,) = set(list_ids(team.relay.url, team.alice.key)) - before
+    pull(team, team.alice)
+    refused = reply(team.alice, one_off, "hello?", check=False)
+    assert refused.returncode == 1 and "without a codename" in refused.stderr
+
+
 def relisted(team: Team, expected: int) -> None:
     """Reload the relay's keys/ and wait (bounded) until it lists ``expected`` recipients."""
     team.relay.reload_keys()
