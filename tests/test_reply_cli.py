@@ -379,6 +379,7 @@ def put_raw(team: Team, tag: str, body: bytes) -> None:
     assert answer.status == 201, answer
 
 
+@pytest.mark.slow  # about 5 s under load: some 12 CLI runs
 def test_push_is_safe_to_rerun_and_a_deleted_reply_shows_as_a_gap(
     team: Team, tmp_path: Path
 ) -> None:
