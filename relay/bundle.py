@@ -8,6 +8,16 @@ manifest too. One submission's damage, hostility or foreign key never stops
 the others. A folder that already exists means that submission was decrypted
 before (extraction renames the folder into place only when complete): skipped.
 
+Conversations (``relay.threads``): a tip whose ``submission.json`` carries
+conversation fields moves into ``OUT_DIR/conversation-<id>/``. Then every reply
+the bundle holds (``replies/<sha256>.age``) is decrypted with the reviewer's
+identity (replies are encrypted to the team too), matched to a thread by its
+slot tag, checked with ``read_reply`` (MAC, conversation, slot, entries) and
+written into that thread as ``reply-<n>/``. Each thread's ``thread.txt`` lists
+tips and replies with n and day, gaps flagged.
+
+The library returns a ``BundleReport``; the CLI prints ``summary_lines``.
+
 Offline code: nothing here imports aiohttp (import-linter checks it).
 """
 
@@ -15,18 +25,19 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import shutil
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import click
-
-from relay.bundle_metadata import metadata_summary
 from relay.container import extract_submission
-from relay.crypto.decrypt import open_decrypted
+from relay.conversation.derivation import ConversationFieldsError
+from relay.conversation.reply import ReplyError, ReplyLimits, read_reply
+from relay.conversation.slots import DEFAULT_RING_SIZE, ring_tags
+from relay.crypto.decrypt import decrypt_bytes, open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
 from relay.crypto.identities import X25519Identity
 from relay.errors import ContainerError
@@ -34,9 +45,24 @@ from relay.files import HASH_CHUNK_BYTES, NotARegularFileError, open_regular_fil
 from relay.manifest import (
     MANIFEST_NAME,
     ManifestError,
+    ReplyInfo,
     SubmissionInfo,
     human_size,
     read_manifest,
+    read_reply_state,
+)
+from relay.outbox import CONFLICTED_DIR, entry_names
+from relay.threads import (
+    REPLY_META,
+    REPLY_PREFIX,
+    Thread,
+    find_tip_folder,
+    mark_not_delivered,
+    read_threads,
+    save_reply,
+    thread_folder,
+    tip_conversation,
+    write_listing,
 )
 
 DECRYPTED = "decrypted"
@@ -72,6 +98,10 @@ class BundleReport:
 
     outcomes: list[SubmissionOutcome] = field(default_factory=list)
     unlisted_files: list[str] = field(default_factory=list)
+    threads: list[Thread] = field(default_factory=list)
+    new_replies: int = 0
+    reply_problems: list[str] = field(default_factory=list)
+    """One line per pulled reply that could not be read or placed."""
 
     @property
     def all_readable(self) -> bool:
@@ -146,7 +176,12 @@ def output_folder(out_dir: Path, info: SubmissionInfo) -> Path:
 
 
 def decrypt_bundle(
-    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity]
+    bundle_dir: Path,
+    out_dir: Path,
+    identities: Sequence[X25519Identity],
+    *,
+    ring_size: int = DEFAULT_RING_SIZE,
+    reply_limits: ReplyLimits | None = None,
 ) -> BundleReport:
     """Decrypt every submission of ``bundle_dir`` into ``out_dir``; see the module docstring."""
     if not (bundle_dir / MANIFEST_NAME).is_file():
@@ -163,16 +198,141 @@ def decrypt_bundle(
         for path in bundle_dir.glob("*.age")
         if path.name.removesuffix(".age") not in entries
     )
+    _decrypt_replies(bundle_dir, out_dir, identities, ring_size, reply_limits, report)
+    report.threads = read_threads(out_dir)
+    refused = set(entry_names(bundle_dir, CONFLICTED_DIR))
+    for thread in report.threads:
+        mark_not_delivered(thread, refused)
+        write_listing(thread)
     return report
+
+
+def _decrypt_replies(
+    bundle_dir: Path,
+    out_dir: Path,
+    identities: Sequence[X25519Identity],
+    ring_size: int,
+    limits: ReplyLimits | None,
+    report: BundleReport,
+) -> None:
+    """Place every pulled reply into its thread, checked; see the module docstring."""
+    state = read_reply_state(bundle_dir)
+    if not state.pulled:
+        return
+    limits = limits or ReplyLimits()
+    threads = read_threads(out_dir)
+    by_tag: dict[str, tuple[Thread, int]] = {}
+    placed: dict[str, str] = {}  # ciphertext SHA-256 -> the tag it was filed from
+    for thread in threads:
+        if thread.keys is None:
+            continue
+        tags = [tag.hex() for tag in ring_tags(thread.keys.slot_key, ring_size)]
+        for slot, tag in enumerate(tags):
+            by_tag[tag] = (thread, slot)
+        for reply in thread.replies:
+            if reply.outbox_entry is None:
+                placed[reply.sha256] = tags[reply.n % ring_size]
+    # Every (slot, ciphertext) seen: a copy of a reply in another slot is checked too.
+    candidates = {(info.tag, info.sha256): info for info in state.pulled.values()}
+    for tag, digest in state.slots.items():
+        if digest in state.pulled and (tag, digest) not in candidates:
+            candidates[tag, digest] = replace(state.pulled[digest], tag=tag)
+    for (tag, digest), info in sorted(candidates.items()):
+        if placed.get(digest) == tag:
+            continue  # filed by an earlier decrypt
+        if tag not in by_tag:
+            continue  # a conversation none of this bundle's tips opened
+        thread, slot = by_tag[tag]
+        problem = _place_reply(bundle_dir, info, thread, slot, identities, ring_size, limits)
+        if problem:
+            report.reply_problems.append(f"reply {digest[:12]} ({info.day}): {problem}")
+        else:
+            placed[digest] = tag
+            report.new_replies += 1
+
+
+_AGE_OVERHEAD_BYTES = 64 * 1024
+"""Header and tags an age file adds to a reply of ``max_reply_bytes``, with room."""
+
+
+def _read_at_most(source: io.RawIOBase, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while total < limit:
+        chunk = source.read(min(HASH_CHUNK_BYTES, limit - total))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    return b"".join(chunks)
+
+
+def _place_reply(
+    bundle_dir: Path,
+    info: ReplyInfo,
+    thread: Thread,
+    slot: int,
+    identities: Sequence[X25519Identity],
+    ring_size: int,
+    limits: ReplyLimits,
+) -> str | None:
+    """Decrypt, check and write one reply; why it could not be, or None."""
+    assert thread.keys is not None
+    path = bundle_dir / info.file_name
+    limit = limits.max_reply_bytes + _AGE_OVERHEAD_BYTES
+    try:
+        with open_regular_file(path) as source:
+            ciphertext = _read_at_most(source, limit + 1)
+    except OSError:  # NotARegularFileError included: a FIFO is never read
+        return "its file is not in the bundle, or not a regular file"
+    if len(ciphertext) > limit:
+        return "its file is larger than any reply; not read"
+    if hashlib.sha256(ciphertext).hexdigest() != info.sha256:
+        return "the file does not match its SHA-256 in manifest.json; pull again"
+    try:
+        plaintext = decrypt_bytes(ciphertext, identities)
+    except NoIdentityMatchError:
+        return "it is not encrypted to this identity: it was not written to this team"
+    except AgeError as exc:
+        return f"it is damaged ({exc})"
+    try:
+        reply = read_reply(
+            plaintext,
+            auth_key=thread.keys.auth_key,
+            conversation_id=thread.keys.conversation_id,
+            slot=slot,
+            ring_size=ring_size,
+            limits=limits,
+        )
+    except ReplyError as exc:
+        return f"NOT AUTHENTIC or damaged, not shown ({exc.kind})"
+    for existing in thread.replies:
+        if existing.sha256 == info.sha256 and existing.outbox_entry is not None:
+            # Written on this machine and now seen on the relay: delivered.
+            target = thread.folder / f"{REPLY_PREFIX}{reply.n:04d}"
+            if target.exists():
+                target = thread.folder / f"{REPLY_PREFIX}{reply.n:04d}-{info.sha256[:8]}"
+            meta_path = existing.folder / REPLY_META
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            meta.pop("outbox_entry", None)
+            meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+            existing.folder.rename(target)
+            return None
+    name = f"{REPLY_PREFIX}{reply.n:04d}"
+    if (thread.folder / name).exists():
+        name += f"-{info.sha256[:8]}"
+    save_reply(thread.folder, name, reply, info.sha256)
+    return None
 
 
 def _decrypt_one(
     bundle_dir: Path, out_dir: Path, info: SubmissionInfo, identities: Sequence[X25519Identity]
 ) -> SubmissionOutcome:
     folder = output_folder(out_dir, info)
-    if folder.is_dir():
-        files, size = _count_extracted(folder)
-        return SubmissionOutcome(info, ALREADY_DECRYPTED, folder, files, size)
+    existing = find_tip_folder(out_dir, folder.name)
+    if existing is not None:
+        files, size = _count_extracted(existing)
+        return SubmissionOutcome(info, ALREADY_DECRYPTED, existing, files, size)
     source_path = bundle_dir / info.file_name
     try:
         source = open_regular_file(source_path)
@@ -208,6 +368,15 @@ def _decrypt_one(
             return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
     sealed_inside = extracted.meta.get("sealed_by")
     notes = list(extracted.warnings)
+    try:
+        keys = tip_conversation(extracted.meta)
+    except ConversationFieldsError as exc:
+        keys = None
+        notes.append(f"its conversation fields are unusable ({exc}); no reply is possible")
+    if keys is not None:
+        thread_dir = thread_folder(out_dir, keys.conversation_id.hex())
+        thread_dir.mkdir(mode=0o700, exist_ok=True)
+        folder = folder.rename(thread_dir / folder.name)
     if sealed_inside != info.sealed_by:
         notes.append(
             f"the archive says sealed_by={sealed_inside!s:.20}, the relay said {info.sealed_by}"
@@ -269,25 +438,23 @@ def summary_lines(report: BundleReport) -> list[str]:
         lines.extend(f"NOTE: {outcome.info.id}: {note}" for note in outcome.notes)
     for name in report.unlisted_files:
         lines.append(f"WARNING: {name} is not listed in manifest.json; skipped.")
+    lines.extend(thread_summary_lines(report))
     return lines
 
 
-def decrypt_bundle_command(
-    bundle_dir: Path, out_dir: Path, identities: Sequence[X25519Identity], scrub: bool = False
-) -> int:
-    """``tiprelay decrypt -i IDENTITY BUNDLE_DIR -o OUT_DIR``: print the summary; exit status."""
-    report = decrypt_bundle(bundle_dir, out_dir, identities)
-    for line in summary_lines(report):
-        click.echo(line)
-    new_folders = [
-        (outcome.info.id, outcome.folder)
-        for outcome in report.outcomes
-        if outcome.status == DECRYPTED and outcome.folder is not None
-    ]
-    metadata, all_cleaned = metadata_summary(new_folders, out_dir, scrub)
-    for line in metadata:
-        click.echo(line)
+def thread_summary_lines(report: BundleReport) -> list[str]:
+    """Each conversation: its folder, then its tips and replies in order, gaps flagged."""
+    lines: list[str] = []
+    if report.threads:
+        lines.append(f"{len(report.threads)} conversation(s); {report.new_replies} new reply(ies):")
+    for thread in report.threads:
+        lines.append(f"  {thread.folder.name}/")
+        lines.extend(f"    {line}" for line in thread.listing())
+    lines.extend(f"WARNING: {problem}" for problem in report.reply_problems)
+    return lines
+
+
+def closing_line(report: BundleReport, out_dir: Path) -> str:
     readable = sum(outcome.readable for outcome in report.outcomes)
-    click.echo(f"{readable} of {len(report.outcomes)} submission(s) readable in {out_dir}.")
-    return 0 if report.all_readable and all_cleaned else 1
+    return f"{readable} of {len(report.outcomes)} submission(s) readable in {out_dir}."
 

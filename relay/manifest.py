@@ -3,11 +3,18 @@
 A bundle is what travels on USB from the online machine to the offline one::
 
     BUNDLE_DIR/
-      manifest.json        {"format": "tiprelay-bundle-1", "submissions": [...]}
+      manifest.json        {"format": "tiprelay-bundle-1", "submissions": [...],
+                            "replies": [...], "reply_slots": {...}}
       <id>.age             one stock age file per submission
+      replies/<sha256>.age every reply ciphertext pulled (named by its SHA-256)
+      recipients.json      the relay's recipient set at the last pull (compared, never used)
+      outbox/, sent/, conflicted/   replies written offline (relay.outbox)
 
 Each entry of ``submissions`` is ``{"id", "day", "size", "sha256", "sealed_by"}``
-(the reviewer API's listing, as the server reported it), sorted by id. The
+(the reviewer API's listing, as the server reported it), sorted by id. Each
+entry of ``replies`` is ``{"tag", "day", "size", "sha256"}``, one per reply
+ever pulled (kept when the relay replaces or deletes it); ``reply_slots`` maps
+each tag to the SHA-256 of what the slot held at the last pull. The
 manifest is rewritten atomically (temp file, fsync, rename, fsync folder) so a
 crash leaves either the old or the new one, never half of one.
 """
@@ -20,7 +27,7 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +35,7 @@ from relay.errors import TiprelayError
 from relay.files import fsync_directory
 
 MANIFEST_NAME = "manifest.json"
+REPLIES_DIR = "replies"
 BUNDLE_FORMAT = "tiprelay-bundle-1"
 MAX_MANIFEST_BYTES = 64 * 1024 * 1024
 """About 300,000 entries: far beyond any real bundle, small enough to read at once."""
@@ -80,14 +88,58 @@ class SubmissionInfo:
         return f"{self.id}.age"
 
 
-def read_manifest(bundle_dir: Path) -> dict[str, SubmissionInfo]:
-    """The manifest's entries by id; an empty dict when the bundle has none yet."""
+@dataclass(frozen=True)
+class ReplyInfo:
+    """One reply slot's content as the reviewer API lists it."""
+
+    tag: str
+    day: str
+    size: int
+    sha256: str
+
+    @classmethod
+    def from_json(cls, value: object) -> ReplyInfo:
+        """Validate one listing or manifest entry; raises ValueError with the reason."""
+        if not isinstance(value, Mapping):
+            raise ValueError("a reply entry is not an object")
+        fields: dict[str, Any] = {name: value.get(name) for name in cls.__dataclass_fields__}
+        if not isinstance(fields["tag"], str) or not _SHA256.fullmatch(fields["tag"]):
+            raise ValueError("a reply entry has no valid tag")
+        if not isinstance(fields["day"], str) or not _DAY.fullmatch(fields["day"]):
+            raise ValueError("a reply entry has no valid day")
+        size = fields["size"]
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise ValueError("a reply entry has no valid size")
+        if not isinstance(fields["sha256"], str) or not _SHA256.fullmatch(fields["sha256"]):
+            raise ValueError("a reply entry has no valid sha256")
+        return cls(**fields)
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @property
+    def file_name(self) -> str:
+        """``replies/<sha256>.age``, relative to the bundle."""
+        return f"{REPLIES_DIR}/{self.sha256}.age"
+
+
+@dataclass
+class ReplyState:
+    """The replies a bundle holds, and what each slot held at the last pull."""
+
+    pulled: dict[str, ReplyInfo] = field(default_factory=dict)
+    """By SHA-256: every reply ciphertext pulled so far."""
+    slots: dict[str, str] = field(default_factory=dict)
+    """Tag -> SHA-256 of the slot's content at the last pull (absent: empty)."""
+
+
+def _read_document(bundle_dir: Path) -> dict[str, Any] | None:
     path = bundle_dir / MANIFEST_NAME
     try:
         with path.open("rb") as manifest_file:
             raw = manifest_file.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
-        return {}
+        return None
     except OSError as exc:
         raise ManifestError(f"Cannot read {path}: {exc.strerror}.") from None
     if len(raw) > MAX_MANIFEST_BYTES:
@@ -98,6 +150,15 @@ def read_manifest(bundle_dir: Path) -> dict[str, SubmissionInfo]:
         raise ManifestError(f"{path} is not valid JSON; the bundle is damaged.") from None
     if not isinstance(document, dict) or document.get("format") != BUNDLE_FORMAT:
         raise ManifestError(f"{path} is not a tiprelay bundle manifest ({BUNDLE_FORMAT}).")
+    return document
+
+
+def read_manifest(bundle_dir: Path) -> dict[str, SubmissionInfo]:
+    """The manifest's entries by id; an empty dict when the bundle has none yet."""
+    path = bundle_dir / MANIFEST_NAME
+    document = _read_document(bundle_dir)
+    if document is None:
+        return {}
     entries = document.get("submissions")
     if not isinstance(entries, list):
         raise ManifestError(f"{path} has no list of submissions.")
@@ -111,11 +172,40 @@ def read_manifest(bundle_dir: Path) -> dict[str, SubmissionInfo]:
     return result
 
 
-def write_manifest(bundle_dir: Path, entries: Iterable[SubmissionInfo]) -> None:
-    """Replace the manifest atomically with ``entries`` (sorted by id)."""
+def read_reply_state(bundle_dir: Path) -> ReplyState:
+    """The manifest's replies and slots; empty for a bundle without any."""
+    path = bundle_dir / MANIFEST_NAME
+    document = _read_document(bundle_dir) or {}
+    entries = document.get("replies", [])
+    slots = document.get("reply_slots", {})
+    if not isinstance(entries, list) or not isinstance(slots, dict):
+        raise ManifestError(f"{path} is damaged: its replies are not a list and a map.")
+    state = ReplyState()
+    try:
+        for entry in entries:
+            info = ReplyInfo.from_json(entry)
+            state.pulled[info.sha256] = info
+    except ValueError as exc:
+        raise ManifestError(f"{path} is damaged: {exc}.") from None
+    for tag, digest in slots.items():
+        if not (_SHA256.fullmatch(tag) and isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise ManifestError(f"{path} is damaged: a reply slot is not a tag and a hash.")
+        state.slots[tag] = digest
+    return state
+
+
+def write_manifest(
+    bundle_dir: Path, entries: Iterable[SubmissionInfo], replies: ReplyState | None = None
+) -> None:
+    """Replace the manifest atomically with ``entries`` (sorted by id) and ``replies``
+    (None: keep the replies the manifest holds now)."""
+    if replies is None:
+        replies = read_reply_state(bundle_dir)
     document = {
         "format": BUNDLE_FORMAT,
         "submissions": [entry.to_json() for entry in sorted(entries, key=lambda e: e.id)],
+        "replies": [info.to_json() for _, info in sorted(replies.pulled.items())],
+        "reply_slots": dict(sorted(replies.slots.items())),
     }
     data = (json.dumps(document, indent=2, sort_keys=True) + "\n").encode("utf-8")
     write_file_atomically(bundle_dir / MANIFEST_NAME, data)

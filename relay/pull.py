@@ -8,6 +8,15 @@ keeps everything already verified). With ``delete=True`` it then deletes from
 the relay exactly the submissions whose file on disk hashes to the listed
 SHA-256, and nothing else.
 
+Then it records the relay's recipient set (``recipients.json``: compared with
+the pinned team by ``tiprelay reply``, never used) and brings the replies:
+every filled reply slot (signed ``GET /api/v1/replies``, paged by the
+``Reply-After`` header) whose ciphertext the bundle lacks is fetched into
+``replies/<sha256>.age`` and checked against the listed size and SHA-256; the
+manifest keeps every reply pulled and what each slot holds now (the hash a
+reply written offline expects to replace). ``outbox_pending`` counts replies
+written offline and not pushed yet.
+
 A hostile or broken relay gets bounded cost: listings are validated and paged
 with strictly increasing ids, downloads stop at the listed size.
 """
@@ -41,12 +50,23 @@ from relay.crypto.signing import SigningKey
 from relay.errors import TiprelayError
 from relay.files import HASH_CHUNK_BYTES, file_sha256, fsync_directory
 from relay.manifest import (
+    REPLIES_DIR,
+    ReplyInfo,
+    ReplyState,
     SubmissionInfo,
     read_manifest,
+    read_reply_state,
     write_manifest,
 )
+from relay.outbox import OUTBOX_DIR, entry_names
+from relay.team import record_pulled_recipients
 
 SUBMISSIONS_PATH = "/api/v1/submissions"
+REPLIES_PATH = "/api/v1/replies"
+REPLY_SLOT_PATH = "/api/v1/replies/slot"
+RECIPIENTS_PATH = "/api/v1/recipients"
+MAX_PULLED_REPLY_BYTES = 64 * 1024 * 1024
+"""No relay stores a reply this large (``max_reply_bytes`` is 16 MiB by default)."""
 PAGE_SIZE = 1000
 MAX_PAGES = 10_000
 MAX_LISTING_BYTES = 16 * 1024 * 1024
@@ -97,6 +117,11 @@ class PullReport:
     kept_on_relay: dict[str, str] = field(default_factory=dict)
     resumed_from: dict[str, int] = field(default_factory=dict)
     received_bytes: int = 0
+    replies_listed: int = 0
+    replies_downloaded: int = 0
+    replies_failed: dict[str, str] = field(default_factory=dict)
+    recipients: list[str] = field(default_factory=list)
+    outbox_pending: int = 0
 
 
 class _DownloadFailed(Exception):
@@ -146,12 +171,22 @@ class ReviewerClient:
 
     @asynccontextmanager
     async def _request(
-        self, method: str, url: str, extra_headers: dict[str, str] | None = None
+        self,
+        method: str,
+        url: str,
+        extra_headers: dict[str, str] | None = None,
+        *,
+        signed_fields: dict[str, str] | None = None,
+        body: bytes = b"",
     ) -> AsyncIterator[aiohttp.ClientResponse]:
-        headers = httpsig.sign_request(method, url, b"", self.key)
+        headers = httpsig.sign_request(method, url, body, self.key, signed_fields=signed_fields)
         headers.update(extra_headers or {})
         async with self.session.request(
-            method, URL(url, encoded=True), headers=headers, allow_redirects=False
+            method,
+            URL(url, encoded=True),
+            headers=headers,
+            data=body or None,
+            allow_redirects=False,
         ) as response:
             if response.status == 401:
                 raise ServerRefusedKeyError
@@ -207,6 +242,80 @@ class ReviewerClient:
         if part_path.stat().st_size != info.size or digest.hexdigest() != info.sha256:
             part_path.unlink()
             raise _DownloadFailed("the download does not match the relay's SHA-256 (discarded)")
+
+    async def recipients(self) -> list[str]:
+        """The recipient set the relay gives browsers (to compare with the pin)."""
+        async with self.session.get(self._url(RECIPIENTS_PATH), allow_redirects=False) as response:
+            if response.status != 200:
+                raise PullError(f"The relay answered {response.status} to the recipient list.")
+            raw = await _read_bounded(response, MAX_LISTING_BYTES)
+        try:
+            found = json.loads(raw)["recipients"]
+            if not isinstance(found, list) or not all(isinstance(r, str) for r in found):
+                raise ValueError
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            raise PullError("The relay's recipient list is malformed.") from None
+        return [str(r) for r in found]
+
+    async def list_replies(self) -> list[ReplyInfo]:
+        """Every filled reply slot, all pages, in tag order."""
+        result: list[ReplyInfo] = []
+        after: str | None = None
+        for _ in range(MAX_PAGES):
+            fields = {"reply-after": after} if after else None
+            url = self._url(REPLIES_PATH, f"limit={self.page_size}")
+            async with self._request("GET", url, signed_fields=fields) as response:
+                if response.status != 200:
+                    raise PullError(f"The relay answered {response.status} to the reply listing.")
+                raw = await _read_bounded(response, MAX_LISTING_BYTES)
+            try:
+                document = json.loads(raw)
+                page = [ReplyInfo.from_json(entry) for entry in document["replies"]]
+                next_after = document.get("next")
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+                raise PullError(f"The relay's reply listing is malformed ({exc}).") from None
+            for info in page:
+                if after is not None and info.tag <= after:
+                    raise PullError("The relay's reply listing is out of order; try again later.")
+                after = info.tag
+            result.extend(page)
+            if next_after is None:
+                return result
+            if next_after != after:
+                raise PullError("The relay's reply listing is inconsistent; try again later.")
+        raise PullError("The relay's reply listing does not end.")
+
+    async def fetch_reply(self, tag: str, limit: int) -> bytes | None:
+        """The age file in the slot ``tag`` (at most ``limit`` bytes), or None if empty."""
+        async with self._request(
+            "GET", self._url(REPLY_SLOT_PATH), signed_fields={"reply-slot": tag}
+        ) as response:
+            if response.status == 404:
+                return None
+            if response.status != 200:
+                raise _DownloadFailed(f"the relay answered {response.status}")
+            chunks: list[bytes] = []
+            total = 0
+            async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
+                total += len(chunk)
+                if total > limit:
+                    raise _DownloadFailed("the relay sent more bytes than listed")
+                chunks.append(chunk)
+            return b"".join(chunks)
+
+    async def put_reply(
+        self, tag: str, expects: str, delete_token_hash: str, ciphertext: bytes
+    ) -> tuple[int, bytes]:
+        """PUT a reply into its slot by compare-and-swap; (status, body)."""
+        fields = {
+            "reply-slot": tag,
+            "reply-expects": expects,
+            "reply-delete-token-hash": delete_token_hash,
+        }
+        async with self._request(
+            "PUT", self._url(REPLY_SLOT_PATH), signed_fields=fields, body=ciphertext
+        ) as response:
+            return response.status, await _read_bounded(response, MAX_LISTING_BYTES)
 
     async def delete(self, submission_id: str) -> bool:
         """Delete one submission on the relay; whether it was there."""
@@ -349,7 +458,55 @@ async def pull_bundle(
             )
         if delete:
             await _delete_verified(client, bundle_dir, listing, manifest, report, retry)
+        report.recipients = await _with_retries(client.recipients, retry)
+        record_pulled_recipients(bundle_dir, report.recipients)
+        await _pull_replies(client, bundle_dir, manifest, report, retry)
+    report.outbox_pending = len(entry_names(bundle_dir, OUTBOX_DIR))
     return report
+
+
+async def _pull_replies(
+    client: ReviewerClient,
+    bundle_dir: Path,
+    manifest: dict[str, SubmissionInfo],
+    report: PullReport,
+    retry: _Retry,
+) -> None:
+    """Fetch the reply ciphertexts the bundle lacks; record what each slot holds now."""
+    listing = await _with_retries(client.list_replies, retry)
+    report.replies_listed = len(listing)
+    state = read_reply_state(bundle_dir)
+    fresh = ReplyState(pulled=dict(state.pulled))
+    folder = bundle_dir / REPLIES_DIR
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for info in listing:
+        fresh.slots[info.tag] = info.sha256
+        path = bundle_dir / info.file_name
+        if info.sha256 in fresh.pulled and path.is_file():
+            continue
+        if info.size > MAX_PULLED_REPLY_BYTES:
+            report.replies_failed[info.tag[:12]] = "larger than any reply"
+            continue
+
+        async def fetch(tag: str = info.tag, size: int = info.size) -> bytes | None:
+            return await client.fetch_reply(tag, size)
+
+        try:
+            data = await _with_retries(fetch, retry)
+        except _DownloadFailed as failure:
+            report.replies_failed[info.tag[:12]] = str(failure)
+            continue
+        if data is None or hashlib.sha256(data).hexdigest() != info.sha256:
+            # Replaced or deleted since the listing: the next pull sees the new state.
+            report.replies_failed[info.tag[:12]] = "the slot changed while pulling; pull again"
+            continue
+        part = path.with_name(path.name + PART_SUFFIX)
+        part.write_bytes(data)
+        os.replace(part, path)
+        fresh.pulled[info.sha256] = info
+        report.replies_downloaded += 1
+    fsync_directory(folder)
+    write_manifest(bundle_dir, manifest.values(), fresh)
 
 
 async def _delete_verified(

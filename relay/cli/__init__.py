@@ -27,7 +27,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "relay.cli.reviewer:conversation_salt",
         "Make the relay's conversation salt once (operators).",
     ),
-    "pull": ("relay.cli.pull:pull", "Download new submissions into a bundle folder."),
+    "pull": ("relay.cli.pull:pull", "Download new submissions and replies into a bundle folder."),
+    "pin-team": (
+        "relay.cli.reply:pin_team_command",
+        "Pin the team's recipients for replies (offline machine).",
+    ),
+    "reply": ("relay.cli.reply:reply", "Write a reply to a source into the outbox (offline)."),
+    "push": ("relay.cli.push:push", "Upload the replies of a bundle's outbox to the relay."),
     "web-manifest": (
         "relay.cli.web:web_manifest",
         "Print the release manifest of the code sources get.",

@@ -94,6 +94,33 @@ def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> li
     return identities
 
 
+def _decrypt_bundle(
+    bundle_dir: Path,
+    out_dir: Path,
+    identities: list[X25519Identity],
+    ring_size: int,
+    scrub: bool,
+) -> int:
+    """Decrypt and thread a bundle, print its summary and the metadata each new file
+    still carries (cleaned copies too, with ``scrub``); the exit status."""
+    from relay.bundle import DECRYPTED, closing_line, decrypt_bundle, summary_lines
+    from relay.bundle_metadata import metadata_summary
+
+    report = decrypt_bundle(bundle_dir, out_dir, identities, ring_size=ring_size)
+    for line in summary_lines(report):
+        click.echo(line)
+    new_folders = [
+        (outcome.info.id, outcome.folder)
+        for outcome in report.outcomes
+        if outcome.status == DECRYPTED and outcome.folder is not None
+    ]
+    metadata, all_cleaned = metadata_summary(new_folders, out_dir, scrub)
+    for line in metadata:
+        click.echo(line)
+    click.echo(closing_line(report, out_dir))
+    return 0 if report.all_readable and all_cleaned else 1
+
+
 @click.command()
 @click.option("-i", "--identity", "identity_paths", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -105,10 +132,12 @@ def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> li
 @click.option("--scrub", is_flag=True,
               help="Bundles: also write copies without identifying metadata (mat2) "
                    "into OUT_DIR/scrubbed/.")
+@click.option("--ring-size", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="Reply slots per conversation: the relay's reply_ring_size.")
 @click.argument("input_path", metavar="[IN | BUNDLE_DIR]", required=False,
                 type=click.Path(exists=True, path_type=Path))
 def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_file: Path | None,
-            scrub: bool, input_path: Path | None) -> None:
+            scrub: bool, ring_size: int, input_path: Path | None) -> None:
     """Decrypt an age file, or every submission in a pulled bundle.
 
     \b
@@ -123,9 +152,7 @@ def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_fi
         if input_path is not None and input_path.is_dir():
             if output is None:
                 fail("Decrypting a bundle needs an output folder.", "Pass -o OUT_DIR.")
-            from relay.bundle import decrypt_bundle_command
-
-            sys.exit(decrypt_bundle_command(input_path, output, identities, scrub))
+            sys.exit(_decrypt_bundle(input_path, output, identities, ring_size, scrub))
         if scrub:
             fail("--scrub works on bundles only.", "Run tiprelay scrub on the decrypted files.")
         with _input(input_path) as src, atomic_output(output, mode=0o600) as dst:

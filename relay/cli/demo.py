@@ -169,6 +169,8 @@ def instructions(directory: Path, port: int) -> str:
     key = shlex.quote(str(directory / API_KEY_FILE))
     bundle = shlex.quote(str(directory / "bundle"))
     plaintext = shlex.quote(str(directory / "plaintext"))
+    team = shlex.quote(str(directory / "team"))
+    demo_keys = shlex.quote(str(directory / "keys" / f"{DEMO_REVIEWER}.toml"))
     return f"""
 Open the form:  {url}/
 (In Tor Browser at the "Safest" level, or with JavaScript off, the server seals
@@ -180,6 +182,16 @@ Read what was submitted, as a reviewer would:
        {tiprelay} pull --server {url} --key {key} -o {bundle}
   2. On the offline machine, decrypt the bundle with the demo identity:
        {tiprelay} decrypt -i {identity} {bundle} -o {plaintext}
+
+Answer a source who sent a codename (tips of a conversation are filed under
+{plaintext}/conversation-<id>/; ID is the tip's id in the decrypt table):
+
+  3. Once, on the offline machine, pin the team the replies are encrypted to:
+       {tiprelay} pin-team --team {team} {demo_keys}
+  4. Write the reply offline, into the bundle's outbox:
+       {tiprelay} reply -i {identity} -o {plaintext} --team {team} {bundle} --to ID -m 'Your reply'
+  5. On the online machine, upload it (the source reads it with their codename):
+       {tiprelay} push --server {url} --key {key} {bundle}
 
 Or with nothing but the stock age and tar tools, straight from the data folder:
 

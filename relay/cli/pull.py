@@ -76,6 +76,9 @@ def _summary(report: PullReport, bundle_dir: Path) -> str:
     ]
     if report.deleted:
         parts.append(f"{len(report.deleted)} deleted from the relay")
+    parts.append(
+        f"{report.replies_downloaded} new reply(ies) of {report.replies_listed} on the relay"
+    )
     return "; ".join(parts) + "."
 
 
@@ -139,9 +142,16 @@ def pull(
     except TiprelayError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(_summary(report, bundle_dir))
+    if report.outbox_pending:
+        click.echo(
+            f"Note: the outbox holds {report.outbox_pending} reply(ies) not pushed yet: "
+            f"tiprelay push --server URL --key FILE {bundle_dir}"
+        )
+    for tag, reason in sorted(report.replies_failed.items()):
+        click.echo(f"Warning: reply slot {tag}... not pulled: {reason}.", err=True)
     for submission_id, reason in sorted(report.failed.items()):
         click.echo(f"Warning: {submission_id} not pulled: {reason}.", err=True)
     for submission_id, reason in sorted(report.kept_on_relay.items()):
         click.echo(f"Warning: {submission_id} not deleted: {reason}.", err=True)
-    if report.failed or report.kept_on_relay:
+    if report.failed or report.kept_on_relay or report.replies_failed:
         sys.exit(1)

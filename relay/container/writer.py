@@ -16,9 +16,9 @@ stand-in), or its size needs more than 11 octal digits (record ``size``,
 unique first (``relay.container.names``). Entries have
 mode 0644, uid/gid 0, no owner names and mtime 0. ``submission.json`` is
 ``{"day": "YYYY-MM-DD", "format_version": 1, "language": ..., "sealed_by": ...}``
-(UTC day, nothing finer), plus ``"conversation": {...}`` when the tip opens or
-continues a conversation (the fields of docs/conversations.md section 4),
-indented by 2 spaces, keys sorted, newline-terminated.
+(UTC day, nothing finer), indented by 2 spaces, keys sorted, newline-terminated;
+a tip that opens or continues a conversation also carries ``"conversation"``,
+the object of ``ReplyKeys.to_fields()`` (docs/conversations.md section 4).
 
 Each method returns the bytes to append to the output; the caller streams them
 on (into the age encryptor). Attachment sizes must be known before their data.
@@ -41,6 +41,7 @@ MESSAGE_PATH = "message.txt"
 FILES_DIR = "files/"
 META_PATH = "submission.json"
 SEALED_BY_VALUES = ("server", "browser")
+CONVERSATION_KEY = "conversation"
 
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -55,8 +56,9 @@ def submission_meta(
 ) -> dict[str, object]:
     """The validated contents of ``submission.json``; ``day`` defaults to today (UTC).
 
-    ``conversation`` (``ReplyKeys.to_fields()``) goes in as given under the key
-    ``"conversation"``; without it the tip is a one-off."""
+    ``conversation`` is ``ReplyKeys.to_fields()`` of the source's codename, or None
+    for a one-off tip; it is checked only for shape here (strings under string keys).
+    """
     if not _LANGUAGE_TAG.fullmatch(language):
         raise ContainerError(f"The form language {language!r} is not a language tag.")
     if sealed_by not in SEALED_BY_VALUES:
@@ -73,7 +75,9 @@ def submission_meta(
         "day": day_text,
     }
     if conversation is not None:
-        meta["conversation"] = dict(conversation)
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in conversation.items()):
+            raise ContainerError("The conversation fields must be strings under string keys.")
+        meta[CONVERSATION_KEY] = dict(conversation)
     return meta
 
 
