@@ -330,15 +330,23 @@ check_reviewer_changes() {
     >"$work/reviewer-add-bob.log" 2>&1 || fail "tiprelay reviewer add bob failed:
 $(cat "$work/reviewer-add-bob.log")"
   reload_relay
-  relay_recipients | grep -q "$bob" || fail "after SIGHUP the relay does not encrypt to the added reviewer"
-  tiprelay_in_image reviewer list | grep -q bob || fail "tiprelay reviewer list does not show bob"
+  # Each listing is read whole before it is searched: with pipefail, `cmd | grep -q`
+  # fails whenever grep's early exit makes cmd's last write meet a closed pipe.
+  local listing
+  listing=$(relay_recipients) || fail "GET /api/v1/recipients failed in the relay container"
+  grep -q "$bob" <<<"$listing" || fail "after SIGHUP the relay does not encrypt to the added reviewer"
+  listing=$(tiprelay_in_image reviewer list 2>&1) || fail "tiprelay reviewer list failed:
+$listing"
+  grep -q bob <<<"$listing" || fail "tiprelay reviewer list does not show bob:
+$listing"
   # Remove them, reload: gone.
   tiprelay_in_image reviewer remove bob >/dev/null 2>&1 || fail "tiprelay reviewer remove bob failed"
   reload_relay
-  if relay_recipients | grep -q "$bob"; then
+  listing=$(relay_recipients) || fail "GET /api/v1/recipients failed in the relay container"
+  if grep -q "$bob" <<<"$listing"; then
     fail "after removal and SIGHUP the relay still encrypts to the removed reviewer"
   fi
-  relay_recipients | grep -q "$recipient" || fail "the remaining reviewer was dropped"
+  grep -q "$recipient" <<<"$listing" || fail "the remaining reviewer was dropped"
   log "compose: reviewer added and removed with SIGHUP reloads"
 }
 
