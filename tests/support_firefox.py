@@ -86,6 +86,7 @@ class SourceVisit:
 
     mode: str | None
     shown: dict[str, bool]
+    sealing: dict[str, int] | None
     web_assembly: str
     status: str
     final_url: str
@@ -166,6 +167,7 @@ def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = Non
     return SourceVisit(
         mode=final["mode"],
         shown=final["shown"],
+        sealing=final["sealing"],
         web_assembly=final["webAssembly"],
         status=final["status"],
         final_url=final["finalUrl"],

@@ -94,6 +94,11 @@ def test_the_page_seals_in_firefox_and_stock_age_opens_it(
     )
     assert visit.mode == "browser"
     assert visit.shown == {"serverSealsNotice": False, "browserSealing": True}
+    # Sealed in Web Workers, never on the page's thread: one per reported core
+    # (privacy.resistFingerprinting reports a fixed count), at most the
+    # relay's seal_workers_max (4), and the 5 MiB attachment is 6 jobs or more.
+    assert visit.sealing is not None
+    assert visit.sealing["workers"] == min(4, visit.sealing["hardwareConcurrency"]) >= 2
     assert visit.page_errors == []
     # Safer turns the JIT and WebAssembly off; Standard keeps them.
     assert visit.web_assembly == ("undefined" if level == "safer" else "object")

@@ -94,6 +94,7 @@ def browser_sealing_context(request: web.Request) -> dict[str, Any]:
     settings = {
         "endpoint": UPLOADS_PATH,
         "chunkSize": config.upload_chunk_bytes,
+        "sealWorkersMax": config.seal_workers_max,
         "retryDelays": list(RETRY_DELAYS_MS),
         "maxSubmissionBytes": config.max_submission_bytes,
         "maxMessageBytes": config.max_message_bytes,

@@ -93,6 +93,7 @@ async function drive(browser) {
   }
   const wasm = await page.evaluate(() => typeof WebAssembly);
   let status = null;
+  let sealing = null;
   if (spec.expect === "browser") {
     await page.click("#submission-form button[type=submit]");
     // tus retries by itself after a cut; if its retries ran out, press "Try again".
@@ -115,6 +116,10 @@ async function drive(browser) {
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     status = await page.$eval("#sealing-status", (element) => element.textContent);
+    sealing = await page.evaluate(() => ({
+      workers: Number(document.documentElement.dataset.sealingWorkers),
+      hardwareConcurrency: navigator.hardwareConcurrency,
+    }));
   } else {
     await Promise.all([
       page.waitForNavigation({ waitUntil: "load" }),
@@ -126,6 +131,7 @@ async function drive(browser) {
     event: "result",
     mode,
     shown,
+    sealing,
     webAssembly: wasm,
     status,
     finalUrl: page.url(),

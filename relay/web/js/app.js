@@ -90,6 +90,7 @@ class SealingPage {
       1,
       new TextEncoder().encode(message).length + files.reduce((sum, file) => sum + file.size, 0),
     );
+    const estimate = new TimeLeft(this.estimateOutput(), this.settings.language, plaintextTotal);
     try {
       sealed = await sealSubmission({
         message,
@@ -97,9 +98,11 @@ class SealingPage {
         language: this.settings.language,
         day: this.settings.day,
         recipients: this.recipients,
+        maxWorkers: this.settings.sealWorkersMax,
         onPlaintext: (count) => {
           plaintextDone += count;
           this.encryptBar.value = Math.min(1, plaintextDone / plaintextTotal);
+          estimate.update(plaintextDone);
         },
       });
     } catch (error) {
@@ -111,6 +114,7 @@ class SealingPage {
       this.fail("failed_too_large");
       return;
     }
+    this.sealed = sealed;
     this.upload = startUpload({
       stream: sealed.stream,
       size: sealed.size,
@@ -123,6 +127,19 @@ class SealingPage {
       onSuccess: (receipt) => this.succeed(receipt),
       onFailure: (failure) => this.uploadFailed(failure),
     });
+  }
+
+  /** Where the time left is shown: right after the "Encrypted" bar. */
+  estimateOutput() {
+    let output = byId("encrypt-estimate");
+    if (!output) {
+      output = document.createElement("output");
+      output.id = "encrypt-estimate";
+      output.htmlFor = "encrypt-progress";
+      this.encryptBar.after(output);
+    }
+    output.textContent = "";
+    return output;
   }
 
   uploadFailed(failure) {
@@ -159,6 +176,10 @@ class SealingPage {
     this.encryptBar.value = 1;
     this.uploadBar.value = 1;
     this.say("done");
+    if (this.sealed) {
+      document.documentElement.dataset.sealingWorkers = String(this.sealed.workersUsed());
+      this.sealed = null;
+    }
     this.status.dataset.receipt = receipt || "";
     this.form.reset();
     // Leave only the confirmation (which lives inside the form) on screen.
@@ -169,6 +190,40 @@ class SealingPage {
     this.upload = null;
     this.busy = false;
     document.documentElement.dataset.sealingResult = "stored";
+  }
+}
+
+/**
+ * An honest estimate of the time left, from the rate measured so far (sealing
+ * and sending together: the upload pulls what is sealed). Nothing is shown
+ * before two seconds of measurement; it changes at most once a second.
+ */
+class TimeLeft {
+  constructor(output, language, total) {
+    this.output = output;
+    this.language = language;
+    this.total = total;
+    this.started = performance.now();
+    this.shownAt = 0;
+  }
+
+  update(done) {
+    const now = performance.now();
+    const elapsed = (now - this.started) / 1000;
+    if (elapsed < 2 || now - this.shownAt < 1000 || done <= 0) return;
+    this.shownAt = now;
+    const seconds = Math.max(0, ((this.total - done) * elapsed) / done);
+    const [value, unit] =
+      seconds >= 5400 ? [Math.round(seconds / 3600), "hour"]
+      : seconds >= 90 ? [Math.round(seconds / 60), "minute"]
+      : [Math.max(1, Math.round(seconds)), "second"];
+    try {
+      const format = new Intl.NumberFormat(this.language, { style: "unit", unit, unitDisplay: "long" });
+      this.output.textContent = `\u2248 ${format.format(value)}`;
+    } catch {
+      this.output.textContent = "";
+    }
+    document.documentElement.dataset.sealingSecondsLeft = String(Math.round(seconds));
   }
 }
 
