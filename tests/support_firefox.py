@@ -158,7 +158,7 @@ def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = Non
         try:
             returncode = _follow(driver, lines, events, on_event)
         finally:
-            _kill_firefox_left_behind(events)
+            kill_firefox_left_behind(events)
     stderr = log_path.read_text(errors="replace")
     result = [event for event in events if event["event"] == "result"]
     if returncode != 0 or not result:
@@ -204,7 +204,7 @@ def _follow(
     return driver.wait(timeout=30)
 
 
-def _kill_firefox_left_behind(events: list[dict[str, Any]]) -> None:
+def kill_firefox_left_behind(events: list[dict[str, Any]]) -> None:
     """SIGKILL the Firefox process group the driver started, if it is still there."""
     for event in events:
         if event["event"] != "browser":
