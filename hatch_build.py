@@ -33,6 +33,8 @@ class BrowserBundleHook(BuildHookInterface):  # type: ignore[misc]
         if not all((root / path).is_file() for path in BUILT):
             self._build_bundle(root)
         build_data["artifacts"].extend(path.as_posix() for path in BUILT)
+        # The precompressed copies scripts/build-js makes (static_files.py sends them).
+        build_data["artifacts"].extend(["relay/web/static/**/*.gz", "relay/web/static/**/*.br"])
 
     def _build_bundle(self, root: Path) -> None:
         npm = shutil.which("npm")
