@@ -127,8 +127,11 @@ def source_spec(
 EventHandler = Callable[[dict[str, Any], subprocess.Popen[str]], None]
 
 
-def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = None) -> SourceVisit:
-    """Run the driver to the end; ``on_event`` sees each event (and may write to its stdin)."""
+def run_firefox_driver(
+    driver_script: Path, spec: dict[str, Any], on_event: EventHandler | None = None
+) -> dict[str, Any]:
+    """Run a Node driver of Firefox to the end; its ``result`` event. ``on_event``
+    sees each event as it comes (and may write to the driver's stdin)."""
     if not Path(FIREFOX).exists():
         raise RuntimeError(f"{FIREFOX} is missing: run scripts/setup (Debian package firefox-esr)")
     events: list[dict[str, Any]] = []
@@ -137,12 +140,12 @@ def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = Non
     with (
         log_path.open("w") as log,
         spawned(
-            [NODE, DRIVER, json.dumps(spec)],
+            [NODE, driver_script, json.dumps(spec)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
-            cwd=DRIVER.parent,
+            cwd=driver_script.parent,
             start_new_session=True,  # the driver leads a group: Firefox dies with it
         ) as driver,
     ):
@@ -163,7 +166,12 @@ def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = Non
     result = [event for event in events if event["event"] == "result"]
     if returncode != 0 or not result:
         raise AssertionError(f"the driver failed ({returncode}): {events}\n{stderr[-4000:]}")
-    final = result[0]
+    return {**result[0], "events": events}
+
+
+def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = None) -> SourceVisit:
+    """Play the source in Firefox (tests/js/firefox_source.mjs) as ``spec`` says."""
+    final = run_firefox_driver(DRIVER, spec, on_event)
     return SourceVisit(
         mode=final["mode"],
         shown=final["shown"],
@@ -175,7 +183,7 @@ def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = Non
         blocked_scripts=final["blockedScripts"],
         page_errors=final["pageErrors"],
         seconds=final["seconds"],
-        events=events,
+        events=final["events"],
     )
 
 
