@@ -86,7 +86,7 @@ class SourceVisit:
 
     mode: str | None
     shown: dict[str, bool]
-    sealing: dict[str, int] | None
+    sealing: dict[str, Any] | None
     web_assembly: str
     status: str
     final_url: str
@@ -105,6 +105,7 @@ def source_spec(
     files: list[Path],
     *,
     hold_patch_at_offset: int | None = None,
+    stop_when_slow: bool = False,
 ) -> dict[str, Any]:
     """The driver's instructions: JS path at Standard and Safer, the form post at Safest."""
     profile_dir.mkdir(parents=True, exist_ok=True)
@@ -119,6 +120,8 @@ def source_spec(
         "files": [str(path) for path in files],
         "timeoutMs": int(RUN_TIMEOUT_SECONDS * 1000) - 20_000,
     }
+    if stop_when_slow:
+        spec["stopWhenSlow"] = True
     if hold_patch_at_offset is not None:
         spec["holdPatchAtOffset"] = hold_patch_at_offset
     return spec

@@ -25,6 +25,8 @@ from typing import Any
 
 import pytest
 
+from relay.server.browser_page import MESSAGES
+from relay.server.i18n import translations
 from tests.support_browser import extract_plaintext_archive
 from tests.support_firefox import SourceVisit, run_firefox_source, source_spec
 from tests.support_server import RelayServer, running_relay
@@ -168,3 +170,38 @@ def test_an_upload_cut_by_a_relay_restart_resumes_in_the_same_upload(
     # from there: never from zero again.
     assert uploads(visit, "HEAD")
     assert after and min(after) >= cut["offset"], offsets
+
+
+def test_when_sealing_will_take_long_the_page_says_so_and_the_source_can_stop(
+    tmp_path: Path,
+) -> None:
+    # Safer (no JIT) and a warning threshold of one second: the estimate passes it.
+    big = tmp_path / "to-send" / "long video.bin"
+    big.parent.mkdir()
+    big.write_bytes(random.Random(14).randbytes(24 * MiB))
+    settings = {"upload_chunk_bytes": CHUNK, "seal_slow_warning_seconds": 1}
+    with running_relay(tmp_path / "relay", settings) as relay:
+        visit = run_firefox_source(
+            source_spec(
+                f"{relay.url}/?lang=uk",
+                "safer",
+                tmp_path / "profile",
+                "довге",
+                [big],
+                stop_when_slow=True,
+            )
+        )
+        assert visit.sealing is not None
+        notice = visit.sealing["notice"]
+        expected = page_text("uk", "slow_sealing").split("%(time)s")
+        assert notice.startswith(expected[0]) and notice.endswith(expected[1]), notice
+        assert visit.status == page_text("uk", "stopped")
+        assert visit.sealing["noticeGone"] and visit.sealing["canSendAgain"]
+        assert relay.blob_paths() == []
+        # What the relay held of the upload is deleted (tus DELETE), not left behind.
+        deleted = [r for r in visit.requests if r["method"] == "DELETE"]
+        assert deleted, "the stopped upload was not deleted"
+
+
+def page_text(language: str, key: str) -> str:
+    return translations(language).gettext(MESSAGES[key])

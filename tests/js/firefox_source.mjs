@@ -6,7 +6,8 @@
 // prefs (the security level's Firefox preferences), blockScripts (Safest: every
 // script request is refused by URL, as NoScript does while javascript.enabled
 // stays on), url, message, files, expect ("browser" | "server"), timeoutMs, and
-// optionally holdPatchAtOffset: the first PATCH at or past that Upload-Offset is
+// optionally stopWhenSlow (wait for the page's "this will take long" notice and
+// press its Stop button), and optionally holdPatchAtOffset: the first PATCH at or past that Upload-Offset is
 // held; the driver says {"event":"holding"} and waits for a "continue" line on
 // stdin, releases it, and says {"event":"failed"} when it fails (the test has
 // stopped the relay meanwhile) so that the test can start the relay again.
@@ -94,7 +95,20 @@ async function drive(browser) {
   const wasm = await page.evaluate(() => typeof WebAssembly);
   let status = null;
   let sealing = null;
-  if (spec.expect === "browser") {
+  if (spec.expect === "browser" && spec.stopWhenSlow) {
+    // The page warns that this will take long; the source presses "Stop".
+    await page.click("#submission-form button[type=submit]");
+    await page.waitForSelector("#sealing-stop", { visible: true });
+    const notice = await page.$eval("#sealing-slow p", (element) => element.textContent);
+    await page.click("#sealing-stop");
+    await page.waitForSelector("#sealing-status[data-state=stopped]");
+    status = await page.$eval("#sealing-status", (element) => element.textContent);
+    const after = await page.evaluate(() => ({
+      noticeGone: !document.getElementById("sealing-slow"),
+      canSendAgain: !document.querySelector("#submission-form button[type=submit]").disabled,
+    }));
+    sealing = { notice, ...after };
+  } else if (spec.expect === "browser") {
     await page.click("#submission-form button[type=submit]");
     // tus retries by itself after a cut; if its retries ran out, press "Try again".
     const deadline = Date.now() + spec.timeoutMs;

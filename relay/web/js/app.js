@@ -103,6 +103,9 @@ class SealingPage {
           plaintextDone += count;
           this.encryptBar.value = Math.min(1, plaintextDone / plaintextTotal);
           estimate.update(plaintextDone);
+          if (estimate.secondsLeft > this.settings.slowWarningSeconds) {
+            this.warnSlow(estimate.text);
+          }
         },
       });
     } catch (error) {
@@ -115,18 +118,62 @@ class SealingPage {
       return;
     }
     this.sealed = sealed;
-    this.upload = startUpload({
+    // After "Stop", the stopped upload's late callbacks change nothing.
+    const current = () => this.upload === upload;
+    const upload = startUpload({
       stream: sealed.stream,
       size: sealed.size,
       settings: this.settings,
       onProgress: (sent, total) => {
+        if (!current()) return;
         this.uploadBar.value = sent / Math.max(1, total);
         if (this.status.dataset.state === "retrying") this.say("encrypting");
       },
-      onRetry: () => this.say("retrying"),
-      onSuccess: (receipt) => this.succeed(receipt),
-      onFailure: (failure) => this.uploadFailed(failure),
+      onRetry: () => current() && this.say("retrying"),
+      onSuccess: (receipt) => current() && this.succeed(receipt),
+      onFailure: (failure) => current() && this.uploadFailed(failure),
     });
+    this.upload = upload;
+  }
+
+  /**
+   * Sealing here will take long: say so plainly, once, and let the source
+   * choose: wait, or stop (to send fewer files, or to turn JavaScript off and
+   * let the server encrypt). Nothing is switched on their behalf.
+   */
+  warnSlow(timeText) {
+    if (this.slowNotice || !this.busy) return;
+    const notice = document.createElement("div");
+    notice.id = "sealing-slow";
+    notice.className = "status status-warning";
+    notice.setAttribute("role", "alert");
+    const text = document.createElement("p");
+    text.textContent = this.messages.slow_sealing.replace("%(time)s", timeText);
+    const stop = document.createElement("button");
+    stop.type = "button";
+    stop.id = "sealing-stop";
+    stop.textContent = this.messages.stop_sealing;
+    stop.addEventListener("click", () => this.stop());
+    notice.append(text, stop);
+    this.status.before(notice);
+    this.slowNotice = notice;
+  }
+
+  clearSlowNotice() {
+    if (this.slowNotice) this.slowNotice.remove();
+    this.slowNotice = null;
+  }
+
+  /** The source chose to stop: end sealing and sending, delete what the relay holds. */
+  stop() {
+    this.clearSlowNotice();
+    const upload = this.upload;
+    this.upload = null;
+    this.sealed = null;
+    if (upload) upload.cancel().catch(() => {});
+    this.resumeButton.hidden = true;
+    this.say("stopped");
+    this.setBusy(false);
   }
 
   /** Where the time left is shown: right after the "Encrypted" bar. */
@@ -166,6 +213,7 @@ class SealingPage {
   }
 
   fail(key, error) {
+    this.clearSlowNotice();
     this.say(key, true);
     this.setBusy(false);
     this.upload = null;
@@ -173,6 +221,7 @@ class SealingPage {
   }
 
   succeed(receipt) {
+    this.clearSlowNotice();
     this.encryptBar.value = 1;
     this.uploadBar.value = 1;
     this.say("done");
@@ -205,6 +254,8 @@ class TimeLeft {
     this.total = total;
     this.started = performance.now();
     this.shownAt = 0;
+    this.secondsLeft = 0; // 0 until measured
+    this.text = "";
   }
 
   update(done) {
@@ -219,10 +270,12 @@ class TimeLeft {
       : [Math.max(1, Math.round(seconds)), "second"];
     try {
       const format = new Intl.NumberFormat(this.language, { style: "unit", unit, unitDisplay: "long" });
-      this.output.textContent = `\u2248 ${format.format(value)}`;
+      this.text = format.format(value);
     } catch {
-      this.output.textContent = "";
+      this.text = `${value} ${unit}`;
     }
+    this.secondsLeft = seconds;
+    this.output.textContent = `\u2248 ${this.text}`;
     document.documentElement.dataset.sealingSecondsLeft = String(Math.round(seconds));
   }
 }
