@@ -8,7 +8,9 @@ WebAssembly are off (``typeof WebAssembly`` proves it). At Safest no page script
 runs and the same form posts to ``/submit``, where the server seals. At Standard
 and Safer the relay is stopped mid-upload and started again on the same port
 and data folder: the upload resumes where the server stopped, in the same
-upload, and the blob is still exactly what was sent.
+upload, and the blob is still exactly what was sent. Sealing runs in Web
+Workers, or on the page's thread where the worker script cannot load; when it
+will take long, the page says so and the source can stop.
 
 What only Chromium shows (the request bodies themselves, free of plaintext) stays
 in tests/test_browser_sealing.py.
@@ -201,6 +203,19 @@ def test_when_sealing_will_take_long_the_page_says_so_and_the_source_can_stop(
         # What the relay held of the upload is deleted (tus DELETE), not left behind.
         deleted = [r for r in visit.requests if r["method"] == "DELETE"]
         assert deleted, "the stopped upload was not deleted"
+
+
+def test_where_no_worker_can_start_the_page_seals_on_its_own_thread(
+    relay: RelayServer, tmp_path: Path
+) -> None:
+    files = make_attachments(tmp_path / "to-send", seed=15)
+    spec = source_spec(f"{relay.url}/?lang=en", "standard", tmp_path / "profile", "inline", files)
+    spec["blockUrlsEnding"] = ["/static/dist/seal-worker.js"]  # the worker script never loads
+    visit = run_firefox_source(spec)
+    assert visit.blocked_scripts, "the page never asked for the worker script"
+    assert set(visit.blocked_scripts) == {relay.url + "/static/dist/seal-worker.js"}
+    assert visit.sealing is not None and visit.sealing["workers"] == 0
+    assert_received_exactly(opened(relay, tmp_path / "opened"), "inline", files, "browser")
 
 
 def page_text(language: str, key: str) -> str:

@@ -58,7 +58,8 @@ async function drive(browser) {
     const headers = request.headers();
     const offset = headers["upload-offset"] === undefined ? null : Number(headers["upload-offset"]);
     requests.push({ method: request.method(), url: request.url(), offset });
-    if (spec.blockScripts && isScript(request.url())) {
+    const refused = (spec.blockUrlsEnding || []).some((end) => request.url().endsWith(end));
+    if ((spec.blockScripts && isScript(request.url())) || refused) {
       blockedScripts.push(request.url());
       request.abort("blockedbyclient").catch(() => {});
       return;
