@@ -172,6 +172,7 @@ class SealingPage {
     this.sealed = null;
     if (upload) upload.cancel().catch(() => {});
     this.resumeButton.hidden = true;
+    this.estimateOutput();
     this.say("stopped");
     this.setBusy(false);
   }
@@ -214,6 +215,7 @@ class SealingPage {
 
   fail(key, error) {
     this.clearSlowNotice();
+    this.estimateOutput();
     this.say(key, true);
     this.setBusy(false);
     this.upload = null;
@@ -222,6 +224,7 @@ class SealingPage {
 
   succeed(receipt) {
     this.clearSlowNotice();
+    this.estimateOutput(); // nothing left to wait for
     this.encryptBar.value = 1;
     this.uploadBar.value = 1;
     this.say("done");
