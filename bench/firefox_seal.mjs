@@ -7,14 +7,24 @@
 // the end without uploading.
 //
 // Usage: node bench/firefox_seal.mjs '<json spec>'  (executablePath, profileDir,
-// prefs, url, file, runs: [workers...]). stdout: JSON lines; {"event":"browser","pid"}
-// first, then one {"event":"run", workers, workersUsed, seconds, total, expected} per run.
+// prefs, url, file, runs: [workers...], 0 meaning none: the page's own thread). stdout: JSON lines; {"event":"browser","pid"}
+// first, then one {"event":"run", workers, workersUsed, seconds, total, expected,
+// longestStallMs} per run.
 import puppeteer from "puppeteer-core";
 
 const spec = JSON.parse(process.argv[2]);
 const emit = (event) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
 const SEAL = async (workers) => {
+  // How long the page's own thread is ever kept from running a 10 ms timer
+  // while sealing: what a source feels as a frozen page.
+  let last = performance.now();
+  let longestStall = 0;
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longestStall = Math.max(longestStall, now - last);
+    last = now;
+  }, 10);
   const files = Array.from(document.getElementById("attachment").files);
   const { recipients } = JSON.parse(document.getElementById("recipients").textContent);
   const started = performance.now();
@@ -34,7 +44,9 @@ const SEAL = async (workers) => {
     if (done) break;
     total += value.length;
   }
+  clearInterval(ticker);
   return {
+    longestStallMs: Math.round(longestStall),
     seconds: (performance.now() - started) / 1000,
     total,
     expected: sealed.size,
@@ -56,12 +68,24 @@ let exitCode = 0;
 try {
   const page = await browser.newPage();
   page.setDefaultTimeout(3_600_000);
+  // workers 0: the worker script is refused, so the page seals on its own thread
+  // (what it does where no Worker can start, and what it did before workers).
+  let refuseWorker = false;
+  await page.setRequestInterception(true);
+  page.on("request", (request) => {
+    if (refuseWorker && request.url().endsWith("/seal-worker.js")) {
+      request.abort("blockedbyclient").catch(() => {});
+    } else {
+      request.continue().catch(() => {});
+    }
+  });
   await page.goto(spec.url, { waitUntil: "load" });
   await page.waitForFunction(() => typeof globalThis.tiprelaySeal !== "undefined");
   const input = await page.$("#attachment");
   await input.uploadFile(spec.file);
   for (const workers of spec.runs) {
-    emit({ event: "run", workers, ...(await page.evaluate(SEAL, workers)) });
+    refuseWorker = workers === 0;
+    emit({ event: "run", workers, ...(await page.evaluate(SEAL, Math.max(1, workers))) });
   }
 } catch (error) {
   emit({ event: "error", message: String(error && error.stack ? error.stack : error) });

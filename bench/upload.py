@@ -13,7 +13,8 @@
    seal_workers_max): MiB/s and the ratio (target at Safer: at least 1.8x on a
    2-core machine). Then the peak memory of Firefox's processes while it seals
    a 200 MiB attachment at Standard with N workers (the file is read from disk,
-   as a source's would be).
+   as a source's would be). And the longest time the page's own thread was kept
+   from running (a frozen page) with no worker, one, and N.
 
 Run (after scripts/setup):
 
@@ -270,6 +271,8 @@ def bench_firefox_sealing(size_mib: int, memory_mib: int, workers_max: int, work
             # One browser per run, so that the CPU time each used can be told apart.
             (one,), one_tree = firefox_sealing_runs(relay, level, attachment, [1], work)
             (many,), many_tree = firefox_sealing_runs(relay, level, attachment, [workers_max], work)
+            (inline,), _ = firefox_sealing_runs(relay, level, attachment, [0], work)
+            assert inline["workersUsed"] == 0, inline
             one_rate = size_mib / one["seconds"]
             many_rate = size_mib / many["seconds"]
             load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -281,6 +284,12 @@ def bench_firefox_sealing(size_mib: int, memory_mib: int, workers_max: int, work
                 f"{os.cpu_count()}) {many_rate:.2f} MiB/s; ratio {many_rate / one_rate:.2f}x; "
                 f"Firefox CPU time {one_tree.cpu_seconds:.1f} s and {many_tree.cpu_seconds:.1f} s "
                 f"(start-up included)"
+            )
+            print(
+                f"  longest stall of the page's own thread while sealing at {level}: "
+                f"no worker (page's thread, {size_mib / inline['seconds']:.2f} MiB/s) "
+                f"{inline['longestStallMs']} ms; 1 worker {one['longestStallMs']} ms; "
+                f"{many['workersUsed']} workers {many['longestStallMs']} ms"
             )
         if memory_mib:
             big = work / "firefox-memory.bin"

@@ -5,11 +5,11 @@
 // stream is pulled by the upload, which can start while sealing goes on.
 //
 // Where Workers cannot start (no Worker, a refused script), each job is
-// sealed on the page's thread instead: slower and the page stutters, but the
-// bytes are the same.
+// sealed on the page's thread instead, one 64 KiB chunk per task so that the
+// page still answers between chunks: slower, but the bytes are the same.
 
 import { chunkingReader } from "./chunking.js";
-import { chunkCount, PLAINTEXT_CHUNK_BYTES, sealChunks } from "./stream_payload.js";
+import { chunkCount, PLAINTEXT_CHUNK_BYTES, sealChunks, TAG_BYTES } from "./stream_payload.js";
 
 export const JOB_CHUNKS = 16; // 1 MiB of plaintext per job
 
@@ -19,9 +19,20 @@ export function workerCount(limit) {
   return Math.max(1, Math.min(cores, limit));
 }
 
+const nextTask = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** Seals on the page's thread one 64 KiB chunk at a time, letting the page run between. */
 class InlineSealer {
-  seal(key, plaintext, firstIndex, lastIndex) {
-    return Promise.resolve(sealChunks(key, plaintext, firstIndex, lastIndex));
+  async seal(key, plaintext, firstIndex, lastIndex) {
+    const count = chunkCount(plaintext.length);
+    const out = new Uint8Array(plaintext.length + TAG_BYTES * count);
+    for (let i = 0; i < count; i++) {
+      const start = i * PLAINTEXT_CHUNK_BYTES;
+      const piece = plaintext.subarray(start, start + PLAINTEXT_CHUNK_BYTES);
+      out.set(sealChunks(key, piece, firstIndex + i, lastIndex), start + TAG_BYTES * i);
+      await nextTask();
+    }
+    return out;
   }
   close() {}
 }
