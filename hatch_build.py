@@ -17,6 +17,8 @@ from typing import Any
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 BUNDLE = Path("relay/web/static/dist/app.js")
+SEAL_WORKER = Path("relay/web/static/dist/seal-worker.js")
+BUILT = (BUNDLE, SEAL_WORKER)
 
 
 class BrowserBundleHook(BuildHookInterface):  # type: ignore[misc]
@@ -28,9 +30,11 @@ class BrowserBundleHook(BuildHookInterface):  # type: ignore[misc]
         if self.target_name != "wheel":
             return
         root = Path(self.root)
-        if not (root / BUNDLE).is_file():
+        if not all((root / path).is_file() for path in BUILT):
             self._build_bundle(root)
-        build_data["artifacts"].append(BUNDLE.as_posix())
+        build_data["artifacts"].extend(path.as_posix() for path in BUILT)
+        # The precompressed copies scripts/build-js makes (static_files.py sends them).
+        build_data["artifacts"].extend(["relay/web/static/**/*.gz", "relay/web/static/**/*.br"])
 
     def _build_bundle(self, root: Path) -> None:
         npm = shutil.which("npm")
@@ -45,5 +49,6 @@ class BrowserBundleHook(BuildHookInterface):  # type: ignore[misc]
                 [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=root, check=True
             )
         subprocess.run(["bash", "scripts/build-js"], cwd=root, check=True)
-        if not (root / BUNDLE).is_file():
-            raise RuntimeError(f"scripts/build-js did not produce {BUNDLE}")
+        for path in BUILT:
+            if not (root / path).is_file():
+                raise RuntimeError(f"scripts/build-js did not produce {path}")

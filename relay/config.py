@@ -84,6 +84,8 @@ class Config:
     max_concurrent_submissions: int
     max_receiving_memory_bytes: int
     upload_chunk_bytes: int
+    seal_workers_max: int
+    seal_slow_warning_seconds: int
     max_open_uploads: int
     upload_start_seconds: int
     upload_idle_seconds: int
@@ -202,6 +204,8 @@ _PARSERS: dict[str, _Parser] = {
     "max_concurrent_submissions": lambda v, _: _integer(v, 1, 10_000),
     "max_receiving_memory_bytes": lambda v, _: _size(v, 4 * 1024 * 1024),
     "upload_chunk_bytes": lambda v, _: _size(v, 64 * 1024),
+    "seal_workers_max": lambda v, _: _integer(v, 1, 64),
+    "seal_slow_warning_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "max_open_uploads": lambda v, _: _integer(v, 1, 1_000_000),
     "upload_start_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),
     "upload_idle_seconds": lambda v, _: _integer(v, 1, 7 * 24 * 3600),

@@ -29,7 +29,7 @@ from pathlib import Path
 from relay.errors import TiprelayError
 from relay.server.middlewares import CONTENT_SECURITY_POLICY
 from relay.server.rendering import STATIC_DIR
-from relay.server.static_files import static_file_path
+from relay.server.static_files import PRECOMPRESSED, static_file_path
 
 MANIFEST_FORMAT = "tiprelay-web-manifest-1"
 STATIC_URL_PREFIX = "/static/"
@@ -106,15 +106,27 @@ def _is_sha256(value: object) -> bool:
 
 
 def served_static_files(static_dir: Path = STATIC_DIR) -> dict[str, str]:
-    """Every file the static route would serve from ``static_dir`` -> its SHA-256."""
+    """Every file the static route would serve from ``static_dir`` -> its SHA-256,
+    and every precompressed copy it would send in a file's place (``dist/app.js.br``)."""
     digests: dict[str, str] = {}
     for path in sorted(static_dir.rglob("*")):
         relative = path.relative_to(static_dir).as_posix()
         # The route's own rule: no hidden parts, no symlinks, regular files only.
-        if static_file_path(static_dir, relative) is None:
+        if static_file_path(static_dir, relative) is None and not _is_served_copy(
+            static_dir, relative
+        ):
             continue
         digests[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
     return digests
+
+
+def _is_served_copy(static_dir: Path, relative: str) -> bool:
+    for _, suffix in PRECOMPRESSED:
+        base = relative.removesuffix(suffix)
+        if base != relative and static_file_path(static_dir, base) is not None:
+            path = static_dir / relative
+            return path.is_file() and not path.is_symlink()
+    return False
 
 
 def make_web_manifest(static_dir: Path = STATIC_DIR) -> WebManifest:

@@ -28,6 +28,7 @@ import aiohttp
 
 from relay.errors import TiprelayError
 from relay.pull import client_session
+from relay.server.static_files import PRECOMPRESSED
 from relay.web_manifest import STATIC_URL_PREFIX, WebManifest
 
 SOURCE_PAGES = (
@@ -148,18 +149,24 @@ class _Answer:
     policies: list[str]
     """Every Content-Security-Policy header, in order."""
     body: bytes
+    coding: str = "identity"
 
 
-async def _fetch(session: aiohttp.ClientSession, url: str, limit: int) -> _Answer:
+async def _fetch(
+    session: aiohttp.ClientSession, url: str, limit: int, coding: str = "identity"
+) -> _Answer:
+    """``url`` as the relay sends it when asked for ``coding``, bytes as they came."""
+    headers = {**BROWSER_HEADERS, "Accept-Encoding": coding}
     try:
-        async with session.get(url, headers=BROWSER_HEADERS, allow_redirects=False) as response:
+        async with session.get(url, headers=headers, allow_redirects=False) as response:
             body = bytearray()
             async for chunk in response.content.iter_any():
                 body += chunk
                 if len(body) > limit:
                     raise VerifyWebError(f"{url}: the answer is larger than {limit} bytes.")
             policies = response.headers.getall("Content-Security-Policy", [])
-            return _Answer(response.status, list(policies), bytes(body))
+            sent_coding = response.headers.get("Content-Encoding", "identity")
+            return _Answer(response.status, list(policies), bytes(body), sent_coding)
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         raise VerifyWebError(f"{url}: cannot fetch it: {exc or type(exc).__name__}") from None
 
@@ -228,13 +235,26 @@ async def _check_page(
     return loaded
 
 
+def _coding_of(name: str) -> tuple[str, str]:
+    """(the file a manifest name stands for, the coding asked): a precompressed
+    copy is checked as the relay sends it in place of its file."""
+    for coding, suffix in PRECOMPRESSED:
+        if name.endswith(suffix):
+            return name.removesuffix(suffix), coding
+    return name, "identity"
+
+
 async def _check_file(
     session: aiohttp.ClientSession, url: str, name: str, expected: str, report: VerifyReport
 ) -> None:
     subject = STATIC_URL_PREFIX + name
-    answer = await _fetch(session, url, MAX_STATIC_FILE_BYTES)
+    _, coding = _coding_of(name)
+    answer = await _fetch(session, url, MAX_STATIC_FILE_BYTES, coding)
     if answer.status != 200:
         report.add(subject, False, f"{url} answered {answer.status}, not 200")
+        return
+    if answer.coding != coding:
+        report.add(subject, False, f"{url} came as {answer.coding} when asked for {coding}")
         return
     digest = hashlib.sha256(answer.body).hexdigest()
     shown = url.removeprefix(url.split(STATIC_URL_PREFIX)[0])
@@ -251,12 +271,19 @@ def _file_urls(
     base_url: str, manifest: WebManifest, loaded: Iterable[str]
 ) -> list[tuple[str, str]]:
     """(URL, manifest name): every file by its plain path, and each URL a page uses."""
-    urls = {base_url + STATIC_URL_PREFIX + name: name for name in manifest.static_files}
+    urls = {
+        (base_url + STATIC_URL_PREFIX + _coding_of(name)[0], name)
+        for name in manifest.static_files
+    }
     for url in loaded:
         name = _static_name(base_url, url)
         if name is not None:
-            urls[url] = name
-    return sorted(urls.items())
+            urls.add((url, name))
+            # What a browser that asks for compression gets from this URL, too.
+            for _, suffix in PRECOMPRESSED:
+                if name + suffix in manifest.static_files:
+                    urls.add((url, name + suffix))
+    return sorted(urls)
 
 
 async def verify_relay_web(
@@ -267,7 +294,8 @@ async def verify_relay_web(
     if urlsplit(base_url).scheme not in ("http", "https"):
         raise VerifyWebError(f"{server_url!r} is not an http:// or https:// address.")
     report = VerifyReport()
-    async with client_session(proxy, auto_decompress=True) as session:
+    # Bytes as sent: each file is asked for in each coding the manifest lists.
+    async with client_session(proxy, auto_decompress=False) as session:
         loaded: set[str] = set()
         for page, expected_status in SOURCE_PAGES:
             loaded |= await _check_page(session, base_url, page, expected_status, manifest, report)

@@ -200,3 +200,36 @@ def test_verify_web_reports_an_unreachable_relay_clearly(tmp_path: Path) -> None
     )
     assert result.returncode == 1
     assert "cannot fetch it" in result.stderr
+
+
+@pytest.mark.slow  # about 6 s: a relay started, two CLI runs
+def test_verify_web_checks_the_precompressed_copies_a_browser_is_sent(tmp_path: Path) -> None:
+    checkout = copy_checkout(tmp_path / "checkout")
+    static = Path("relay/web/static")
+    shutil.copytree(REPO / static / "dist", checkout / static / "dist")
+    for copy in (REPO / static).glob("*.*[rz]"):  # relay.css.br, relay.css.gz
+        shutil.copy2(copy, checkout / static / copy.name)
+    manifest = tmp_path / "web-manifest.json"
+    assert _tiprelay_from(checkout, "web-manifest", "-o", manifest).returncode == 0
+    listed = json.loads(manifest.read_text())["static_files"]
+    assert {"dist/app.js.br", "dist/app.js.gz", "relay.css.br", "relay.css.gz"} <= set(listed)
+    relay = new_relay(tmp_path / "relay", env={"PYTHONPATH": str(checkout)})
+    relay.start()
+    try:
+        passed = _verify(relay, manifest)
+        assert passed.returncode == 0, passed.stdout + passed.stderr
+        assert "ok   /static/dist/app.js.br: SHA-256 as in the manifest" in passed.stdout
+        # A relay that sends Tor Browser (which asks for brotli) a different script
+        # while the plain file still matches is caught.
+        brotli_copy = checkout / static / "dist" / "app.js.br"
+        tampered = bytearray(brotli_copy.read_bytes())
+        tampered[len(tampered) // 2] ^= 0x01
+        brotli_copy.write_bytes(bytes(tampered))
+        failed = _verify(relay, manifest)
+    finally:
+        relay.stop()
+    assert failed.returncode == 1
+    changed = [line for line in failed.stdout.splitlines() if line.startswith("FAIL")]
+    assert changed and all(
+        line.startswith("FAIL /static/dist/app.js.br: CHANGED") for line in changed
+    ), changed

@@ -51,6 +51,14 @@ MESSAGES: dict[str, str] = {
         "The relay cannot accept messages right now: it is running out of storage space. "
         "Please try again later."
     ),
+    "slow_sealing": N_(
+        "Encrypting and sending in this browser will take about %(time)s more. You can keep "
+        "this page open and wait. Or stop, and send fewer or smaller files. Or turn "
+        "JavaScript off (in Tor Browser: the “Safest” security level) and send again: the "
+        "server then encrypts what you send, which is less safe."
+    ),
+    "stop_sealing": N_("Stop"),
+    "stopped": N_("Stopped. Nothing was stored. Choose what to send, then send again."),
     "failed_local": N_(
         "Your browser could not read or encrypt the files (perhaps one changed or was moved "
         "while it was being sent). Nothing was stored. Choose the files again and send again."
@@ -118,6 +126,8 @@ def browser_sealing_context(request: web.Request) -> dict[str, Any]:
     settings = {
         "endpoint": UPLOADS_PATH,
         "chunkSize": config.upload_chunk_bytes,
+        "sealWorkersMax": config.seal_workers_max,
+        "slowWarningSeconds": config.seal_slow_warning_seconds,
         "retryDelays": list(RETRY_DELAYS_MS),
         "maxSubmissionBytes": config.max_submission_bytes,
         "maxMessageBytes": config.max_message_bytes,

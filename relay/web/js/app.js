@@ -111,6 +111,7 @@ class SealingPage {
       1,
       new TextEncoder().encode(message).length + files.reduce((sum, file) => sum + file.size, 0),
     );
+    const estimate = new TimeLeft(this.estimateOutput(), this.settings.language, plaintextTotal);
     try {
       sealed = await sealSubmission({
         message,
@@ -119,9 +120,14 @@ class SealingPage {
         day: this.settings.day,
         recipients: this.recipients,
         conversation: tip.fields,
+        maxWorkers: this.settings.sealWorkersMax,
         onPlaintext: (count) => {
           plaintextDone += count;
           this.encryptBar.value = Math.min(1, plaintextDone / plaintextTotal);
+          estimate.update(plaintextDone);
+          if (estimate.secondsLeft > this.settings.slowWarningSeconds) {
+            this.warnSlow(estimate.text);
+          }
         },
       });
     } catch (error) {
@@ -133,18 +139,77 @@ class SealingPage {
       this.fail("failed_too_large");
       return;
     }
-    this.upload = startUpload({
+    this.sealed = sealed;
+    // After "Stop", the stopped upload's late callbacks change nothing.
+    const current = () => this.upload === upload;
+    const upload = startUpload({
       stream: sealed.stream,
       size: sealed.size,
       settings: this.settings,
       onProgress: (sent, total) => {
+        if (!current()) return;
         this.uploadBar.value = sent / Math.max(1, total);
         if (this.status.dataset.state === "retrying") this.say("encrypting");
       },
-      onRetry: () => this.say("retrying"),
-      onSuccess: (receipt) => this.succeed(receipt),
-      onFailure: (failure) => this.uploadFailed(failure),
+      onRetry: () => current() && this.say("retrying"),
+      onSuccess: (receipt) => current() && this.succeed(receipt),
+      onFailure: (failure) => current() && this.uploadFailed(failure),
     });
+    this.upload = upload;
+  }
+
+  /**
+   * Sealing here will take long: say so plainly, once, and let the source
+   * choose: wait, or stop (to send fewer files, or to turn JavaScript off and
+   * let the server encrypt). Nothing is switched on their behalf.
+   */
+  warnSlow(timeText) {
+    if (this.slowNotice || !this.busy) return;
+    const notice = document.createElement("div");
+    notice.id = "sealing-slow";
+    notice.className = "status status-warning";
+    notice.setAttribute("role", "alert");
+    const text = document.createElement("p");
+    text.textContent = this.messages.slow_sealing.replace("%(time)s", timeText);
+    const stop = document.createElement("button");
+    stop.type = "button";
+    stop.id = "sealing-stop";
+    stop.textContent = this.messages.stop_sealing;
+    stop.addEventListener("click", () => this.stop());
+    notice.append(text, stop);
+    this.status.before(notice);
+    this.slowNotice = notice;
+  }
+
+  clearSlowNotice() {
+    if (this.slowNotice) this.slowNotice.remove();
+    this.slowNotice = null;
+  }
+
+  /** The source chose to stop: end sealing and sending, delete what the relay holds. */
+  stop() {
+    this.clearSlowNotice();
+    const upload = this.upload;
+    this.upload = null;
+    this.sealed = null;
+    if (upload) upload.cancel().catch(() => {});
+    this.resumeButton.hidden = true;
+    this.estimateOutput();
+    this.say("stopped");
+    this.setBusy(false);
+  }
+
+  /** Where the time left is shown: right after the "Encrypted" bar. */
+  estimateOutput() {
+    let output = byId("encrypt-estimate");
+    if (!output) {
+      output = document.createElement("output");
+      output.id = "encrypt-estimate";
+      output.htmlFor = "encrypt-progress";
+      this.encryptBar.after(output);
+    }
+    output.textContent = "";
+    return output;
   }
 
   uploadFailed(failure) {
@@ -171,6 +236,8 @@ class SealingPage {
   }
 
   fail(key, error) {
+    this.clearSlowNotice();
+    this.estimateOutput();
     this.say(key, true);
     this.setBusy(false);
     this.upload = null;
@@ -178,9 +245,15 @@ class SealingPage {
   }
 
   succeed(receipt) {
+    this.clearSlowNotice();
+    this.estimateOutput(); // nothing left to wait for
     this.encryptBar.value = 1;
     this.uploadBar.value = 1;
     this.say("done");
+    if (this.sealed) {
+      document.documentElement.dataset.sealingWorkers = String(this.sealed.workersUsed());
+      this.sealed = null;
+    }
     this.status.dataset.receipt = receipt || "";
     this.form.reset();
     // Leave only the confirmation (which lives inside the form) on screen.
@@ -191,6 +264,44 @@ class SealingPage {
     this.upload = null;
     this.busy = false;
     document.documentElement.dataset.sealingResult = "stored";
+  }
+}
+
+/**
+ * An honest estimate of the time left, from the rate measured so far (sealing
+ * and sending together: the upload pulls what is sealed). Nothing is shown
+ * before two seconds of measurement; it changes at most once a second.
+ */
+class TimeLeft {
+  constructor(output, language, total) {
+    this.output = output;
+    this.language = language;
+    this.total = total;
+    this.started = performance.now();
+    this.shownAt = 0;
+    this.secondsLeft = 0; // 0 until measured
+    this.text = "";
+  }
+
+  update(done) {
+    const now = performance.now();
+    const elapsed = (now - this.started) / 1000;
+    if (elapsed < 2 || now - this.shownAt < 1000 || done <= 0) return;
+    this.shownAt = now;
+    const seconds = Math.max(0, ((this.total - done) * elapsed) / done);
+    const [value, unit] =
+      seconds >= 5400 ? [Math.round(seconds / 3600), "hour"]
+      : seconds >= 90 ? [Math.round(seconds / 60), "minute"]
+      : [Math.max(1, Math.round(seconds)), "second"];
+    try {
+      const format = new Intl.NumberFormat(this.language, { style: "unit", unit, unitDisplay: "long" });
+      this.text = format.format(value);
+    } catch {
+      this.text = `${value} ${unit}`;
+    }
+    this.secondsLeft = seconds;
+    this.output.textContent = `\u2248 ${this.text}`;
+    document.documentElement.dataset.sealingSecondsLeft = String(Math.round(seconds));
   }
 }
 

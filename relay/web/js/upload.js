@@ -6,7 +6,7 @@
 // once the tab is closed.
 
 import { Upload } from "tus-js-client";
-import { chunkingReader } from "./seal.js";
+import { chunkingReader } from "./chunking.js";
 
 export const RECEIPT_HEADER = "Tiprelay-Receipt";
 
