@@ -46,6 +46,35 @@ def default_team_path() -> Path:
     return Path(base) / "tiprelay" / "team"
 
 
+def cases_record_path() -> Path:
+    """Where this machine remembers the folder ``tiprelay decrypt`` last wrote a bundle to."""
+    return default_team_path().with_name("cases")
+
+
+def remember_cases_folder(out_dir: Path) -> None:
+    """Record ``out_dir`` (made absolute) as the folder that holds the decrypted threads.
+
+    A path on the offline machine, in the reviewer's own config folder (mode
+    0600): ``tiprelay reply`` without ``-o`` finds the threads there.
+    """
+    record = cases_record_path()
+    record.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = record.with_name(record.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{out_dir.resolve()}\n")
+    os.replace(temporary, record)
+
+
+def remembered_cases_folder() -> Path | None:
+    """The folder ``tiprelay decrypt`` last wrote a bundle to on this machine, if any."""
+    try:
+        text = cases_record_path().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return Path(text) if text and Path(text).is_absolute() else None
+
+
 def _read_text(path: Path) -> str:
     with path.open("rb") as handle:
         raw = handle.read(MAX_TEAM_FILE_BYTES + 1)

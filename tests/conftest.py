@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 import traceback
 
 import pytest
@@ -29,6 +32,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # Under nohup, or `cmd &` in a non-interactive shell, SIGINT/SIGHUP are ignored
     # and every child would inherit that (tests/support_process.py says more).
     children_inherit_default_signals()
+    # The reviewer's commands keep state in ~/.config/tiprelay (the pinned team,
+    # the folder decrypt last wrote to): tests, and the commands they start, get
+    # a config folder of their own, never the developer's.
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="tiprelay-tests-config-")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -38,3 +45,4 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     support_fresh_debian.stop()
+    shutil.rmtree(os.environ["XDG_CONFIG_HOME"], ignore_errors=True)

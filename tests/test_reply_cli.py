@@ -431,3 +431,31 @@ def test_the_demo_prints_how_to_pin_reply_and_push_and_its_pin_command_works(
     result = run(["/bin/bash", "-c", pin], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert recipient in (directory / "team").read_text()
+
+
+def test_reply_without_o_uses_the_folder_decrypt_wrote_to_and_says_so_when_there_is_none(
+    team: Team, tmp_path: Path
+) -> None:
+    alice = team.alice
+    tip_id, keys = send_tip(team, "Which road is open?", generate_codename())
+    pull(team, alice)
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config")}
+
+    def run_tiprelay(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return run([TIPRELAY, *map(str, args)], capture_output=True, text=True, timeout=120,
+                   stdin=subprocess.DEVNULL, env=env)
+
+    reply_args = ("reply", "-i", alice.identity, "--team", alice.team, alice.bundle,
+                  "--to", tip_id, "-m", "The north road.")
+    refused = run_tiprelay(*reply_args)
+    assert refused.returncode == 1
+    assert "Which folder holds the decrypted threads?" in refused.stderr
+    assert "Pass -o OUT_DIR" in refused.stderr
+
+    decrypted = run_tiprelay("decrypt", "-i", alice.identity, alice.bundle, "-o", alice.out)
+    assert decrypted.returncode == 0, decrypted.stderr
+    written = run_tiprelay(*reply_args)
+    assert written.returncode == 0, written.stderr
+    thread = alice.out / f"conversation-{keys.conversation_id.hex()}"
+    outgoing = [p for p in thread.glob("outgoing-*") if (p / "message.txt").is_file()]
+    assert [(p / "message.txt").read_text() for p in outgoing] == ["The north road."]

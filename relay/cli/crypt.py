@@ -105,8 +105,10 @@ def _decrypt_bundle(
     still carries (cleaned copies too, with ``scrub``); the exit status."""
     from relay.bundle import DECRYPTED, closing_line, decrypt_bundle, summary_lines
     from relay.bundle_metadata import metadata_summary
+    from relay.team import remember_cases_folder
 
     report = decrypt_bundle(bundle_dir, out_dir, identities, ring_size=ring_size)
+    remember_cases_folder(out_dir)  # tiprelay reply finds the threads here without -o
     for line in summary_lines(report):
         click.echo(line)
     new_folders = [

@@ -12,7 +12,7 @@ import click
 
 from relay.cli.common import fail, no_core_dumps, user_errors
 from relay.fingerprint import recipient_set_fingerprint
-from relay.team import default_team_path, pin_team
+from relay.team import default_team_path, pin_team, remembered_cases_folder
 
 _SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -59,10 +59,10 @@ def _read_limited(path: Path, limit: int, what: str) -> bytes:
 @click.option("-i", "--identity", "identity_paths", multiple=True, required=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Your identity file (to read the bundle's tips and replies).")
-@click.option("-o", "--output", "out_dir", required=True,
+@click.option("-o", "--output", "out_dir",
               type=click.Path(file_okay=False, path_type=Path),
               help="The folder `tiprelay decrypt` writes to; the reply's plaintext goes "
-                   "into the thread there.")
+                   "into the thread there (default: the one it wrote to last).")
 @click.option("--to", "submission_id", required=True, metavar="SUBMISSION_ID",
               help="The tip or follow-up you answer (its id, 32 hex digits).")
 @click.option("-m", "--message", help="The reply's text.")
@@ -80,7 +80,7 @@ def _read_limited(path: Path, limit: int, what: str) -> bytes:
 @click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def reply(
     identity_paths: tuple[Path, ...],
-    out_dir: Path,
+    out_dir: Path | None,
     submission_id: str,
     message: str | None,
     message_file: Path | None,
@@ -98,10 +98,19 @@ def reply(
     and expected slot hash, nothing else; the plaintext stays in OUT_DIR.
 
     \b
-    Example:
-      tiprelay reply -i me.identity -o decrypted/ bundle/ --to 0f3c... -m "Go to ..."
+    Examples:
+      tiprelay reply -i me.identity bundle/ --to 0f3c... -m "Go to ..."
+      tiprelay reply -i me.identity -o decrypted/ bundle/ --to 0f3c... --message-file r.txt
     """
     no_core_dumps()
+    if out_dir is None:
+        out_dir = remembered_cases_folder()
+        if out_dir is None:
+            fail(
+                "Which folder holds the decrypted threads?",
+                "Pass -o OUT_DIR: the folder `tiprelay decrypt -i ... BUNDLE_DIR -o OUT_DIR` "
+                "writes to (reply remembers it once decrypt has run on this machine).",
+            )
     if (message is None) == (message_file is None):
         fail("Give the reply's text with -m TEXT or --message-file FILE (one of them).")
     if not _SUBMISSION_ID.fullmatch(submission_id):
