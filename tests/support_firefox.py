@@ -86,6 +86,7 @@ class SourceVisit:
 
     mode: str | None
     shown: dict[str, bool]
+    metadata: dict[str, Any] | None
     sealing: dict[str, Any] | None
     web_assembly: str
     status: str
@@ -106,8 +107,10 @@ def source_spec(
     *,
     hold_patch_at_offset: int | None = None,
     stop_when_slow: bool = False,
+    read_metadata: bool = False,
 ) -> dict[str, Any]:
-    """The driver's instructions: JS path at Standard and Safer, the form post at Safest."""
+    """The driver's instructions: JS path at Standard and Safer, the form post at Safest.
+    ``read_metadata``: report what the page's metadata panel says about ``files``."""
     profile_dir.mkdir(parents=True, exist_ok=True)
     spec: dict[str, Any] = {
         "executablePath": FIREFOX,
@@ -120,6 +123,8 @@ def source_spec(
         "files": [str(path) for path in files],
         "timeoutMs": int(RUN_TIMEOUT_SECONDS * 1000) - 20_000,
     }
+    if read_metadata:
+        spec["readMetadata"] = True
     if stop_when_slow:
         spec["stopWhenSlow"] = True
     if hold_patch_at_offset is not None:
@@ -178,6 +183,7 @@ def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = Non
     return SourceVisit(
         mode=final["mode"],
         shown=final["shown"],
+        metadata=final["metadata"],
         sealing=final["sealing"],
         web_assembly=final["webAssembly"],
         status=final["status"],

@@ -11,10 +11,14 @@ it holds, and a zip bomb named .docx.
 from __future__ import annotations
 
 import io
+import json
 import struct
 import zipfile
+from pathlib import Path
 
 from PIL import Image, PngImagePlugin
+
+from tests.support_process import run
 
 AUTHOR = "Ivan Petrov"
 EDITOR = "Olga Sidorova"
@@ -215,3 +219,10 @@ def jpeg_with_jfif_thumbnail() -> bytes:
     thumbnail = bytes([200, 10, 10] * 4)
     body = b"JFIF\0\x01\x01\x00\x00\x01\x00\x01\x02\x02" + thumbnail
     return data[:2] + b"\xff\xe0" + struct.pack(">H", len(body) + 2) + body + data[4 + old_length :]
+
+
+def exiftool_tags(path: Path) -> dict:
+    """What exiftool (an independent reader) finds inside the file, not the file system's times."""
+    result = run(["exiftool", "-j", "-a", "-G1", str(path)], capture_output=True, timeout=60)
+    tags = json.loads(result.stdout)[0]
+    return {tag: value for tag, value in tags.items() if not tag.startswith("System:")}

@@ -11,7 +11,6 @@ in bounded time.
 from __future__ import annotations
 
 import html
-import json
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from tests.support_browser import (
     launch_chromium,
     playwright_driver,
 )
-from tests.support_process import run
+from tests.support_metadata import exiftool_tags
 from tests.support_server import RelayServer, running_relay
 
 __all__ = ["chromium_browser", "playwright_driver"]  # fixtures, imported for pytest
@@ -89,13 +88,6 @@ def send_and_open(page: Page, relay: RelayServer, out: Path) -> Path:
     archive.write_bytes(relay.decrypt_with_stock_age(blobs[0]))
     extract_plaintext_archive(archive, out)
     return out / "files"
-
-
-def exiftool_tags(path: Path) -> dict:
-    """What exiftool reads inside the file (not the file system's own times)."""
-    result = run(["exiftool", "-j", "-a", "-G1", str(path)], capture_output=True, timeout=60)
-    tags = json.loads(result.stdout)[0]
-    return {tag: value for tag, value in tags.items() if not tag.startswith("System:")}
 
 
 def test_page_names_what_each_file_gives_away_in_the_sources_language(

@@ -11,6 +11,9 @@
 // held; the driver says {"event":"holding"} and waits for a "continue" line on
 // stdin, releases it, and says {"event":"failed"} when it fails (the test has
 // stopped the relay meanwhile) so that the test can start the relay again.
+// With readMetadata, once the files are chosen the driver waits for the page's
+// metadata panel (#metadata-report) to finish and reports it as "metadata":
+// {files: {name: {kinds, text}}, stripChecked, documentsNoticeShown}.
 //
 // Every line on stdout is one JSON event; the last is {"event":"result", ...}.
 // Exits non-zero on any failure, closing the browser first.
@@ -37,6 +40,21 @@ async function nextCommand(expected) {
 function isScript(url) {
   const path = new URL(url).pathname;
   return path.endsWith(".js") || path.endsWith(".mjs");
+}
+
+// What the metadata panel says about each chosen file, once it has read them all.
+async function readMetadataPanel(page) {
+  await page.waitForSelector("#metadata-report[data-state=done]");
+  return page.evaluate(() => ({
+    files: Object.fromEntries(
+      [...document.querySelectorAll("#metadata-files > li")].map((item) => [
+        item.querySelector("strong").textContent,
+        { kinds: item.dataset.kinds, text: item.textContent },
+      ]),
+    ),
+    stripChecked: document.getElementById("metadata-strip").checked,
+    documentsNoticeShown: !document.getElementById("metadata-documents").hidden,
+  }));
 }
 
 async function drive(browser) {
@@ -93,6 +111,7 @@ async function drive(browser) {
     const input = await page.$("#attachment");
     await input.uploadFile(...spec.files);
   }
+  const metadata = spec.readMetadata ? await readMetadataPanel(page) : null;
   const wasm = await page.evaluate(() => typeof WebAssembly);
   let status = null;
   let sealing = null;
@@ -146,6 +165,7 @@ async function drive(browser) {
     event: "result",
     mode,
     shown,
+    metadata,
     sealing,
     webAssembly: wasm,
     status,
