@@ -230,3 +230,23 @@ def kill_firefox_left_behind(events: list[dict[str, Any]]) -> None:
         with contextlib.suppress(OSError):
             if "firefox" in Path(f"/proc/{pid}/comm").read_text():
                 os.killpg(pid, signal.SIGKILL)
+
+
+CONVERSATION_DRIVER = Path(__file__).resolve().parent / "js" / "firefox_conversation.mjs"
+
+
+def conversation_spec(url: str, level: str, profile_dir: Path, message: str) -> dict[str, Any]:
+    """Instructions for tests/js/firefox_conversation.mjs: a tip with the codename
+    the page shows, then the "read replies" form with that codename in upper case.
+    At Safest the driver renders ``<noscript>`` as NoScript does where it blocks scripts."""
+    spec = source_spec(url, level, profile_dir, message, [])
+    spec["typedCodename"] = "upper"
+    spec["emulateNoscript"] = level == "safest"
+    return spec
+
+
+def run_firefox_conversation(
+    spec: dict[str, Any], on_event: EventHandler | None = None
+) -> dict[str, Any]:
+    """Play a source's conversation in Firefox; the driver's ``result`` event."""
+    return run_firefox_driver(CONVERSATION_DRIVER, spec, on_event)

@@ -17,27 +17,30 @@
 //
 // Every line on stdout is one JSON event; the last is {"event":"result", ...}.
 // Exits non-zero on any failure, closing the browser first.
+// tests/js/firefox_conversation.mjs imports spec, emit, nextCommand, isScript
+// and runWithFirefox from here (this file drives only when run itself).
 
 import { createInterface } from "node:readline";
+import { pathToFileURL } from "node:url";
 import puppeteer from "puppeteer-core";
 
-const spec = JSON.parse(process.argv[2]);
+export const spec = JSON.parse(process.argv[2]);
 const started = Date.now();
 
-function emit(event) {
+export function emit(event) {
   process.stdout.write(`${JSON.stringify(event)}\n`);
 }
 
 const stdinLines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 
-async function nextCommand(expected) {
+export async function nextCommand(expected) {
   const { value, done } = await stdinLines.next();
   if (done || value.trim() !== expected) {
     throw new Error(`expected "${expected}" on stdin, got ${done ? "end of input" : value}`);
   }
 }
 
-function isScript(url) {
+export function isScript(url) {
   const path = new URL(url).pathname;
   return path.endsWith(".js") || path.endsWith(".mjs");
 }
@@ -177,24 +180,30 @@ async function drive(browser) {
   });
 }
 
-const browser = await puppeteer.launch({
-  browser: "firefox",
-  executablePath: spec.executablePath,
-  headless: true,
-  userDataDir: spec.profileDir,
-  extraPrefsFirefox: spec.prefs,
-  protocolTimeout: spec.timeoutMs,
-});
-// Firefox leads its own process group (puppeteer starts it detached): the test
-// kills that group too if this driver is killed before closing it.
-emit({ event: "browser", pid: browser.process().pid });
-let exitCode = 0;
-try {
-  await drive(browser);
-} catch (error) {
-  emit({ event: "error", message: String(error && error.stack ? error.stack : error) });
-  exitCode = 1;
-} finally {
-  await browser.close().catch(() => {});
+export async function runWithFirefox(drive) {
+  const browser = await puppeteer.launch({
+    browser: "firefox",
+    executablePath: spec.executablePath,
+    headless: true,
+    userDataDir: spec.profileDir,
+    extraPrefsFirefox: spec.prefs,
+    protocolTimeout: spec.timeoutMs,
+  });
+  // Firefox leads its own process group (puppeteer starts it detached): the test
+  // kills that group too if this driver is killed before closing it.
+  emit({ event: "browser", pid: browser.process().pid });
+  let exitCode = 0;
+  try {
+    await drive(browser);
+  } catch (error) {
+    emit({ event: "error", message: String(error && error.stack ? error.stack : error) });
+    exitCode = 1;
+  } finally {
+    await browser.close().catch(() => {});
+  }
+  process.exit(exitCode);
 }
-process.exit(exitCode);
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await runWithFirefox(drive);
+}
