@@ -9,21 +9,24 @@ slot through the signed reviewer API (``PUT /api/v1/replies/slot``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from relay.conversation.derivation import ConversationKeys
+from relay.conversation.codename import fold_codename
+from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
 from relay.conversation.reply import build_reply
 from relay.conversation.slots import delete_token, delete_token_hash, slot_tag
+from relay.conversation_salt import ensure_conversation_salt, load_conversation_salt
 from relay.crypto.encrypt import encrypt_bytes
 from relay.crypto.recipients import X25519Recipient
 from relay.crypto.signing import SigningKey
 from tests.support_reviewer import Answer, signed_with_fields
-from tests.support_server import RelayServer
+from tests.support_server import RelayServer, new_relay
 
 SLOT_PATH = "/api/v1/replies/slot"
 DAY = "2025-03-04"
@@ -113,3 +116,24 @@ def secrets_of(keys: ConversationKeys, codename_words: Iterable[str]) -> list[by
 NOSCRIPT_CODENAME = re.compile(
     r'<noscript>.*?<input id="codename" type="text" name="codename" value="([a-z\- ]+)"', re.S
 )
+
+
+@contextlib.contextmanager
+def conversation_relay(
+    base: Path, settings: dict[str, object], api_key: SigningKey
+) -> Iterator[RelayServer]:
+    """A running relay with a conversation salt, whose reviewer signs with ``api_key``."""
+    server = new_relay(base, settings, api_key_text=api_key.public_key_text)
+    ensure_conversation_salt(server.keys_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def keys_for(relay: RelayServer, words: str) -> ConversationKeys:
+    """The conversation keys of the codename ``words`` (as typed) on ``relay``."""
+    salt = load_conversation_salt(relay.keys_dir)
+    assert salt is not None
+    return derive_conversation_keys(fold_codename(words), salt)

@@ -226,3 +226,22 @@ def exiftool_tags(path: Path) -> dict:
     result = run(["exiftool", "-j", "-a", "-G1", str(path)], capture_output=True, timeout=60)
     tags = json.loads(result.stdout)[0]
     return {tag: value for tag, value in tags.items() if not tag.startswith("System:")}
+
+
+FIXTURE_MAKERS = {
+    "photo.jpg": jpeg_with_gps_and_serial,
+    "rotated.jpg": jpeg_rotated_with_camera,
+    "shot.png": png_with_text_chunks,
+    "report.docx": docx_with_author,
+    "paper.pdf": pdf_with_author,
+}
+
+
+def write_fixtures(folder: Path, names: tuple[str, ...] = tuple(FIXTURE_MAKERS)) -> dict[str, Path]:
+    """Write the named fixture files into ``folder``; their paths by name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name in names:
+        paths[name] = folder / name
+        paths[name].write_bytes(FIXTURE_MAKERS[name]())
+    return paths

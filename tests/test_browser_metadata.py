@@ -45,22 +45,6 @@ def relay(tmp_path: Path) -> Iterator[RelayServer]:
         yield server
 
 
-def write_fixtures(folder: Path) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    made = {
-        "photo.jpg": fixtures.jpeg_with_gps_and_serial(),
-        "rotated.jpg": fixtures.jpeg_rotated_with_camera(),
-        "shot.png": fixtures.png_with_text_chunks(),
-        "report.docx": fixtures.docx_with_author(),
-        "paper.pdf": fixtures.pdf_with_author(),
-    }
-    paths = {}
-    for name, data in made.items():
-        paths[name] = folder / name
-        paths[name].write_bytes(data)
-    return paths
-
-
 def page_text(language: str, key: str) -> str:
     return translations(language).gettext(MESSAGES[key])
 
@@ -93,7 +77,7 @@ def send_and_open(page: Page, relay: RelayServer, out: Path) -> Path:
 def test_page_names_what_each_file_gives_away_in_the_sources_language(
     chromium_browser: Browser, relay: RelayServer, tmp_path: Path
 ) -> None:
-    paths = write_fixtures(tmp_path / "to-send")
+    paths = fixtures.write_fixtures(tmp_path / "to-send")
     paths["scan.tif"] = tmp_path / "to-send" / "scan.tif"
     paths["scan.tif"].write_bytes(fixtures.tiff_with_camera())
     page = chromium_browser.new_context().new_page()
@@ -124,7 +108,7 @@ def test_page_names_what_each_file_gives_away_in_the_sources_language(
 def test_with_removal_on_pictures_arrive_without_metadata_and_with_identical_pixels(
     chromium_browser: Browser, relay: RelayServer, tmp_path: Path
 ) -> None:
-    paths = write_fixtures(tmp_path / "to-send")
+    paths = fixtures.write_fixtures(tmp_path / "to-send")
     page = chromium_browser.new_context().new_page()
     choose_files(page, relay, list(paths.values()), "en")
     files = send_and_open(page, relay, tmp_path / "opened")
@@ -154,7 +138,7 @@ def test_with_removal_on_pictures_arrive_without_metadata_and_with_identical_pix
 def test_with_removal_off_every_file_arrives_untouched(
     chromium_browser: Browser, relay: RelayServer, tmp_path: Path
 ) -> None:
-    paths = write_fixtures(tmp_path / "to-send")
+    paths = fixtures.write_fixtures(tmp_path / "to-send")
     page = chromium_browser.new_context().new_page()
     choose_files(page, relay, list(paths.values()), "en")
     page.uncheck("#metadata-strip")
@@ -202,7 +186,7 @@ def test_the_page_reads_and_strips_with_the_jit_off(
     playwright_driver: Playwright, relay: RelayServer, tmp_path: Path
 ) -> None:
     """Tor Browser's "Safer" level runs scripts without a JIT (and without WebAssembly)."""
-    paths = write_fixtures(tmp_path / "to-send")
+    paths = fixtures.write_fixtures(tmp_path / "to-send")
     browser = launch_chromium(playwright_driver, JITLESS_ARGS)
     try:
         page = browser.new_page()

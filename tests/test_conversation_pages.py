@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from relay.conversation.codename import fold_codename, generate_codename
-from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
-from relay.conversation_salt import ensure_conversation_salt, load_conversation_salt
 from relay.crypto.signing import SigningKey
 from tests.support_conversation import (
     NOSCRIPT_CODENAME,
+    conversation_relay,
     files_containing,
+    keys_for,
     put_reply,
     sealed_reply,
     secrets_of,
@@ -45,23 +45,9 @@ def api_key() -> SigningKey:
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory, api_key: SigningKey) -> Iterator[RelayServer]:
     base = tmp_path_factory.mktemp("conversation-pages") / "relay"
-    server = new_relay(
-        base,
-        {"reply_ring_size": RING_SLOTS, "max_reply_bytes": 1024 * 1024},
-        api_key_text=api_key.public_key_text,
-    )
-    ensure_conversation_salt(server.keys_dir)
-    server.start()
-    try:
+    settings = {"reply_ring_size": RING_SLOTS, "max_reply_bytes": 1024 * 1024}
+    with conversation_relay(base, settings, api_key) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def keys_for(relay: RelayServer, words: str) -> ConversationKeys:
-    salt = load_conversation_salt(relay.keys_dir)
-    assert salt is not None
-    return derive_conversation_keys(fold_codename(words), salt)
 
 
 def get_form(relay: RelayServer) -> Answer:

@@ -17,20 +17,20 @@ import pytest
 from playwright.sync_api import Browser, Page, Request
 
 from relay.conversation.codename import fold_codename, generate_codename
-from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
 from relay.conversation.slots import slot_tag
-from relay.conversation_salt import ensure_conversation_salt, load_conversation_salt
 from relay.crypto.signing import SigningKey
 from tests.support_browser import chromium_browser, playwright_driver
 from tests.support_conversation import (
+    conversation_relay,
     files_containing,
+    keys_for,
     put_reply,
     sealed_reply,
     secrets_of,
     submission_meta,
 )
 from tests.support_reviewer import send
-from tests.support_server import RelayServer, new_relay
+from tests.support_server import RelayServer
 
 __all__ = ["chromium_browser", "playwright_driver"]  # fixtures, imported for pytest
 
@@ -49,23 +49,9 @@ def api_key() -> SigningKey:
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory, api_key: SigningKey) -> Iterator[RelayServer]:
     base = tmp_path_factory.mktemp("conversation-browser") / "relay"
-    server = new_relay(
-        base,
-        {"reply_ring_size": RING_SLOTS, "default_language": "en"},
-        api_key_text=api_key.public_key_text,
-    )
-    ensure_conversation_salt(server.keys_dir)
-    server.start()
-    try:
+    settings = {"reply_ring_size": RING_SLOTS, "default_language": "en"}
+    with conversation_relay(base, settings, api_key) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def keys_for(relay: RelayServer, words: str) -> ConversationKeys:
-    salt = load_conversation_salt(relay.keys_dir)
-    assert salt is not None
-    return derive_conversation_keys(fold_codename(words), salt)
 
 
 def open_form(page: Page, relay: RelayServer) -> None:

@@ -26,12 +26,18 @@ from typing import Any
 import pytest
 
 from relay.conversation.codename import fold_codename
-from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
-from relay.conversation_salt import ensure_conversation_salt, load_conversation_salt
+from relay.conversation.derivation import ConversationKeys
 from relay.crypto.signing import SigningKey
-from tests.support_conversation import put_reply, sealed_reply, secrets_of, submission_meta
+from tests.support_conversation import (
+    conversation_relay,
+    keys_for,
+    put_reply,
+    sealed_reply,
+    secrets_of,
+    submission_meta,
+)
 from tests.support_firefox import conversation_spec, run_firefox_conversation
-from tests.support_server import RelayServer, new_relay
+from tests.support_server import RelayServer
 
 pytestmark = pytest.mark.slow  # one Firefox start, a tip and a reading per level: 10 to 40 s
 BUNDLE = Path(__file__).resolve().parent.parent / "relay" / "web" / "static" / "dist" / "app.js"
@@ -49,21 +55,9 @@ def api_key() -> SigningKey:
 @pytest.fixture(scope="module")
 def relay(tmp_path_factory: pytest.TempPathFactory, api_key: SigningKey) -> Iterator[RelayServer]:
     base = tmp_path_factory.mktemp("firefox-conversation") / "relay"
-    server = new_relay(
-        base, {"reply_ring_size": 8, "default_language": "en"}, api_key_text=api_key.public_key_text
-    )
-    ensure_conversation_salt(server.keys_dir)
-    server.start()
-    try:
+    settings = {"reply_ring_size": 8, "default_language": "en"}
+    with conversation_relay(base, settings, api_key) as server:
         yield server
-    finally:
-        server.stop()
-
-
-def keys_for(relay: RelayServer, words: str) -> ConversationKeys:
-    salt = load_conversation_salt(relay.keys_dir)
-    assert salt is not None
-    return derive_conversation_keys(fold_codename(words), salt)
 
 
 def converse(

@@ -40,21 +40,6 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayServer]:
         yield server
 
 
-def write_fixtures(folder: Path) -> dict[str, Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    made = {
-        "photo.jpg": fixtures.jpeg_with_gps_and_serial(),
-        "shot.png": fixtures.png_with_text_chunks(),
-        "report.docx": fixtures.docx_with_author(),
-        "paper.pdf": fixtures.pdf_with_author(),
-    }
-    paths = {}
-    for name, data in made.items():
-        paths[name] = folder / name
-        paths[name].write_bytes(data)
-    return paths
-
-
 def page_text(language: str, key: str) -> str:
     return translations(language).gettext(MESSAGES[key])
 
@@ -77,7 +62,9 @@ def test_firefox_names_what_files_give_away_and_sends_pictures_without_it(
     level: str, relay: RelayServer, tmp_path: Path
 ) -> None:
     language = LANGUAGE_AT_LEVEL[level]
-    paths = write_fixtures(tmp_path / "to-send")
+    paths = fixtures.write_fixtures(
+        tmp_path / "to-send", ("photo.jpg", "shot.png", "report.docx", "paper.pdf")
+    )
     message = f"Firefox, {level}: see the files."
     blobs_before = set(relay.blob_paths())
     visit = run_firefox_source(
