@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from relay.crypto.signing import SigningKey
+from tests.support_conversation import conversation_relay
 from tests.support_forms import FilePart, Form, Response, random_bytes, submit_form
 from tests.support_server import RelayServer, running_relay
 
@@ -318,3 +320,38 @@ def test_forms_held_in_memory_are_capped_and_given_back_when_cut_off(tmp_path: P
         assert small.status == 303 and given_back.status == 303
         assert sorted(len(message) for message in stored_messages(relay)) == [5, 2_000_000]
     assert daily_count(relay, "submission_refused_memory") == 1
+
+
+def small_body_head(port: int, method: str, path: str, content_type: str, length: int) -> bytes:
+    return (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.slow  # three slow clients held up to the relay's 2 s deadline, one relay
+def test_small_bodies_that_trickle_in_are_cut_off_on_every_anonymous_route(tmp_path: Path) -> None:
+    # The reply API's JSON, the reply page's forms and the signed reviewer API
+    # read their small bodies whole: a byte a second must not hold a handler.
+    routes = [
+        ("POST", "/api/v1/replies/index", "application/json"),
+        ("POST", "/replies", "application/x-www-form-urlencoded"),
+        ("GET", "/api/v1/submissions", "application/json"),
+    ]
+    with conversation_relay(tmp_path / "relay", PACE_SETTINGS, SigningKey.generate()) as relay:
+
+        async def storm() -> list[SlowOutcome]:
+            tasks = []
+            for method, path, kind in routes:
+                head = small_body_head(relay.port, method, path, kind, 900)
+                tasks.append(asyncio.create_task(slow_client(
+                    relay.port, head + b"{", bytes_per_second=1,
+                    max_seconds=SLOW_CLIENT_MAX_SECONDS,
+                )))  # fmt: skip
+            return await finish(tasks)
+
+        outcomes = asyncio.run(storm())
+    # Cut off at the 2 s deadline (submit_idle_timeout_seconds), well before 15 s:
+    # 408 on the source's routes, the reviewer API's one 401 for every failure.
+    assert [outcome.status for outcome in outcomes] == [408, 408, 401], outcomes
+    assert all(outcome.seconds < 8 for outcome in outcomes), outcomes

@@ -35,6 +35,7 @@ from relay.conversation.derivation import ConversationKeys, derive_conversation_
 from relay.conversation.identity import open_reply
 from relay.conversation.reply import Reply, ReplyError, ReplyLimits
 from relay.conversation.slots import delete_token, slot_tag
+from relay.digits import parse_ascii_decimal
 from relay.server.appkeys import CONFIG, STORE
 from relay.server.codenames import (
     CODENAME_FIELD,
@@ -43,8 +44,15 @@ from relay.server.codenames import (
     require_typed_codename,
 )
 from relay.server.i18n import N_
-from relay.server.problems import BAD_REQUEST, MALFORMED_FORM, Problem, SourceProblem
+from relay.server.problems import (
+    BAD_REQUEST,
+    MALFORMED_FORM,
+    UPLOAD_TOO_SLOW,
+    Problem,
+    SourceProblem,
+)
 from relay.server.rendering import render_page
+from relay.server.small_body import read_small_body
 from relay.store import SubmissionStore
 
 READ_PATH = "/replies"
@@ -148,13 +156,12 @@ async def _read_form(request: web.Request) -> dict[str, str]:
     media_type = request.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
     if media_type != FORM_CONTENT_TYPE:
         raise SourceProblem(MALFORMED_FORM)
-    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+    try:
+        body = await read_small_body(request, MAX_FORM_BYTES)
+    except TimeoutError:
+        raise SourceProblem(UPLOAD_TOO_SLOW) from None
+    if body is None:
         raise SourceProblem(BAD_REQUEST)
-    body = bytearray()
-    while chunk := await request.content.readany():
-        body += chunk
-        if len(body) > MAX_FORM_BYTES:
-            raise SourceProblem(BAD_REQUEST)
     try:
         pairs = urllib.parse.parse_qsl(
             body.decode("ascii"),
@@ -172,19 +179,16 @@ async def _read_form(request: web.Request) -> dict[str, str]:
 
 
 def _slot_field(form: dict[str, str], ring_size: int) -> int:
-    text = form.get("slot", "")
-    if not (text.isascii() and text.isdigit() and len(text) <= 5 and int(text) < ring_size):
+    slot = parse_ascii_decimal(form.get("slot", ""), max_digits=5)
+    if slot is None or slot >= ring_size:
         raise SourceProblem(MALFORMED_FORM)
-    return int(text)
+    return slot
 
 
-async def _keys_from_form(
-    request: web.Request, form: dict[str, str]
-) -> tuple[Codename, ConversationKeys]:
-    """The typed codename, folded, and its keys (the caller holds a derivation slot)."""
-    codename = require_typed_codename(form.get(CODENAME_FIELD, ""))
+async def _derive_keys(request: web.Request, codename: Codename) -> ConversationKeys:
+    """The keys of a folded codename (the caller holds a derivation slot)."""
     salt = relay_salt(request.app)
-    return codename, await asyncio.to_thread(derive_conversation_keys, codename, salt)
+    return await asyncio.to_thread(derive_conversation_keys, codename, salt)
 
 
 async def _render_replies(
@@ -193,7 +197,7 @@ async def _render_replies(
     config, store = request.app[CONFIG], request.app[STORE]
     codename = require_typed_codename(form.get(CODENAME_FIELD, ""))
     async with derivation_slot(request.app):
-        codename, keys = await _keys_from_form(request, form)
+        keys = await _derive_keys(request, codename)
         if deleted:
             await _delete(store, keys, _slot_field(form, config.reply_ring_size))
         reading = await asyncio.to_thread(read_ring, store, keys, config)
@@ -241,9 +245,9 @@ async def download_attachment(request: web.Request) -> web.Response:
     form = await _read_form(request)
     slot = _slot_field(form, config.reply_ring_size)
     name = form.get("name", "")
-    require_typed_codename(form.get(CODENAME_FIELD, ""))
+    codename = require_typed_codename(form.get(CODENAME_FIELD, ""))
     async with derivation_slot(request.app):
-        _, keys = await _keys_from_form(request, form)
+        keys = await _derive_keys(request, codename)
         try:
             reply = await asyncio.to_thread(_read_slot, store, keys, slot, config)
         except ReplyError:

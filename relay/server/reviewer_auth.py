@@ -25,6 +25,7 @@ from relay.crypto import signing
 from relay.crypto.errors import KeyFormatError
 from relay.log import get_logger
 from relay.server.appkeys import CONFIG, KEYRING
+from relay.server.small_body import read_small_body
 
 MAX_SIGNED_BODY_BYTES = 64 * 1024
 """The reviewer API takes no uploads; a larger body is refused unread."""
@@ -35,6 +36,7 @@ UNAUTHORIZED_BODY = b'{"error": "unauthorized"}\n'
 _REPLAYED = "replayed_nonce"
 _NONCE_MEMORY_FULL = "nonce_memory_full"
 _BODY_TOO_LARGE = "body_too_large"
+_BODY_TOO_SLOW = "body_too_slow"
 
 _log = get_logger("relay.server.reviewer_auth")
 
@@ -195,7 +197,10 @@ def _remember_nonce(
 
 async def authenticate(request: web.Request) -> tuple[str, AuthenticatedReviewer | None]:
     """(failure kind, None) or ("", the reviewer) for this request."""
-    body = await _read_small_body(request)
+    try:
+        body = await read_small_body(request, MAX_SIGNED_BODY_BYTES)
+    except TimeoutError:
+        return _BODY_TOO_SLOW, None
     if body is None:
         return _BODY_TOO_LARGE, None
     names_by_key, public_key_for = _public_key_lookup(request)
@@ -219,21 +224,3 @@ async def authenticate(request: web.Request) -> tuple[str, AuthenticatedReviewer
     return "", AuthenticatedReviewer(
         name=names_by_key[verified.public_key], covered_headers=verified.covered_headers
     )
-
-
-async def _read_small_body(request: web.Request) -> bytes | None:
-    """The whole body, or None when it exceeds MAX_SIGNED_BODY_BYTES."""
-    if request.content_length is not None and request.content_length > MAX_SIGNED_BODY_BYTES:
-        return None
-    if not request.can_read_body:
-        return b""
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > MAX_SIGNED_BODY_BYTES:
-            return None
-        chunks.append(chunk)

@@ -28,6 +28,7 @@ from aiohttp import web
 from relay.activity import activity
 from relay.server.appkeys import CONFIG, CONVERSATION_SALT, STORE
 from relay.server.reviewer_replies import stream_reply
+from relay.server.small_body import read_small_body
 from relay.store import DELETE_TOKEN_BYTES, is_valid_tag
 
 SALT_PATH = "/api/v1/conversation-salt"
@@ -80,17 +81,14 @@ async def conversation_salt(request: web.Request) -> web.Response:
 
 async def _read_json_object(request: web.Request, limit: int) -> dict[str, Any] | web.Response:
     """The body as a JSON object, or the refusal to send (too large, not JSON)."""
-    if request.content_length is not None and request.content_length > limit:
-        return _json(413, {"error": f"The request body is larger than {limit} bytes."})
-    chunks: list[bytes] = []
-    total = 0
-    while chunk := await request.content.readany():
-        total += len(chunk)
-        if total > limit:
-            return _json(413, {"error": f"The request body is larger than {limit} bytes."})
-        chunks.append(chunk)
     try:
-        value = json.loads(b"".join(chunks))
+        body = await read_small_body(request, limit)
+    except TimeoutError:
+        return _json(408, {"error": "The request body took too long to arrive."})
+    if body is None:
+        return _json(413, {"error": f"The request body is larger than {limit} bytes."})
+    try:
+        value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return _bad_request("The request body must be JSON.")
     if not isinstance(value, dict):
