@@ -36,7 +36,7 @@ from pathlib import Path
 from relay.container import extract_submission
 from relay.conversation.derivation import ConversationFieldsError
 from relay.conversation.reply import ReplyError, ReplyLimits, read_reply
-from relay.conversation.slots import DEFAULT_RING_SIZE, ring_tags
+from relay.conversation.slots import DEFAULT_RING_SIZE, ring_tags, slot_of_reply
 from relay.crypto.decrypt import decrypt_bytes, open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
 from relay.crypto.identities import X25519Identity
@@ -231,7 +231,7 @@ def _decrypt_replies(
             by_tag[tag] = (thread, slot)
         for reply in thread.replies:
             if reply.outbox_entry is None:
-                placed[reply.sha256] = tags[reply.n % ring_size]
+                placed[reply.sha256] = tags[slot_of_reply(reply.n, ring_size)]
     # Every (slot, ciphertext) seen: a copy of a reply in another slot is checked too.
     candidates = {(info.tag, info.sha256): info for info in state.pulled.values()}
     for tag, digest in state.slots.items():
@@ -312,11 +312,13 @@ def _place_reply(
             target = thread.folder / f"{REPLY_PREFIX}{reply.n:04d}"
             if target.exists():
                 target = thread.folder / f"{REPLY_PREFIX}{reply.n:04d}-{info.sha256[:8]}"
-            meta_path = existing.folder / REPLY_META
+            # Renamed first: a crash between the two steps leaves a reply-* folder,
+            # which threads read whatever its reply.json still says.
+            existing.folder.rename(target)
+            meta_path = target / REPLY_META
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
             meta.pop("outbox_entry", None)
             meta_path.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-            existing.folder.rename(target)
             return None
     name = f"{REPLY_PREFIX}{reply.n:04d}"
     if (thread.folder / name).exists():

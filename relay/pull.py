@@ -56,6 +56,7 @@ from relay.manifest import (
     SubmissionInfo,
     read_manifest,
     read_reply_state,
+    write_file_atomically,
     write_manifest,
 )
 from relay.outbox import OUTBOX_DIR, entry_names
@@ -294,14 +295,9 @@ class ReviewerClient:
                 return None
             if response.status != 200:
                 raise _DownloadFailed(f"the relay answered {response.status}")
-            chunks: list[bytes] = []
-            total = 0
-            async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK_BYTES):
-                total += len(chunk)
-                if total > limit:
-                    raise _DownloadFailed("the relay sent more bytes than listed")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            return await _read_bounded(
+                response, limit, _DownloadFailed("the relay sent more bytes than listed")
+            )
 
     async def put_reply(
         self, tag: str, expects: str, delete_token_hash: str, ciphertext: bytes
@@ -326,14 +322,16 @@ class ReviewerClient:
             raise PullError(f"The relay answered {response.status} to a delete.")
 
 
-async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The whole body, or PullError once it exceeds ``limit`` bytes."""
+async def _read_bounded(
+    response: aiohttp.ClientResponse, limit: int, too_large: Exception | None = None
+) -> bytes:
+    """The whole body; ``too_large`` (by default a PullError) once it exceeds ``limit`` bytes."""
     chunks: list[bytes] = []
     total = 0
     async for chunk in response.content.iter_any():
         total += len(chunk)
         if total > limit:
-            raise PullError("The relay's listing is too large.")
+            raise too_large or PullError("The relay's listing is too large.")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -500,9 +498,7 @@ async def _pull_replies(
             # Replaced or deleted since the listing: the next pull sees the new state.
             report.replies_failed[info.tag[:12]] = "the slot changed while pulling; pull again"
             continue
-        part = path.with_name(path.name + PART_SUFFIX)
-        part.write_bytes(data)
-        os.replace(part, path)
+        write_file_atomically(path, data)
         fresh.pulled[info.sha256] = info
         report.replies_downloaded += 1
     fsync_directory(folder)

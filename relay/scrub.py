@@ -16,8 +16,9 @@ cleaned copy of each file with mat2 (the Debian package, run as a subprocess):
   and copy, the *names* of the fields removed, and what could not be cleaned.
   It never repeats their values: it travels with the copies.
 
-``identifying_kinds`` is the same reader in a word per kind (place, device,
-people, times, notes, software, other): bundle decrypt's summary uses it.
+``metadata_lines`` names, per file, the kinds of identifying metadata mat2
+still reads in it (place, device, people, times, notes, software, other):
+bundle decrypt's summary uses it.
 
 Offline code: nothing here imports aiohttp (import-linter checks it).
 """
@@ -170,11 +171,6 @@ def kinds_of(field_names: tuple[str, ...] | list[str]) -> set[str]:
             continue
         found.add(next((kind for kind, pattern in _KINDS if pattern.search(bare)), "other"))
     return found
-
-
-def identifying_kinds(path: Path, limits: ScrubLimits | None = None) -> MetadataShown:
-    """What identifying metadata ``path`` carries, as mat2 reads it (bounded)."""
-    return _show(find_mat2(), path, limits or ScrubLimits())
 
 
 def scrub_tree(source: Path, out_dir: Path, limits: ScrubLimits | None = None) -> ScrubReport:

@@ -59,11 +59,7 @@ def remember_cases_folder(out_dir: Path) -> None:
     """
     record = cases_record_path()
     record.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = record.with_name(record.name + ".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(f"{out_dir.resolve()}\n")
-    os.replace(temporary, record)
+    write_file_atomically(record, f"{out_dir.resolve()}\n".encode())
 
 
 def remembered_cases_folder() -> Path | None:

@@ -76,9 +76,6 @@ class Thread:
     not_delivered: list[Path] = field(default_factory=list)
     """Replies written here that push found their slot taken for (never on the relay)."""
 
-    def delivered_numbers(self) -> set[int]:
-        return {reply.n for reply in self.replies if reply.outbox_entry is None}
-
     def gaps(self) -> list[int]:
         """Reply numbers below the highest one that this machine has never seen."""
         known = {reply.n for reply in self.replies}

@@ -139,8 +139,9 @@ $(tail -n 30 "$work/debootstrap.log")"
     # One tarball a day is enough; older ones only take space.
     find "$cache_dir" -maxdepth 1 -name 'debian-bookworm-slim-*.tar' -not -path "$tarball" -delete
   fi
-  exec 8>&-
+  # Held through the import: another run making a new day's tarball deletes old ones.
   docker import --change 'CMD ["bash"]' "$tarball" debian:bookworm-slim >/dev/null
+  exec 8>&-
 }
 
 # Stops the engine (after the caller removed what it started) and unmounts what

@@ -252,7 +252,7 @@ async def create_upload(request: web.Request) -> web.Response:
     # Checked first, so that an upload refused for want of disk evicts nobody.
     if _free_bytes_after_reserve(request) < state.claims.reserved_bytes(state.is_busy) + length:
         return _refusal(507, STORAGE_FULL_MESSAGE)
-    open_count, _ = await asyncio.to_thread(store.open_uploads)
+    open_count = await asyncio.to_thread(store.open_upload_count)
     if open_count >= config.max_open_uploads:
         needed = open_count - config.max_open_uploads + 1
         if await _evict_for_new_upload(request.app, needed) < needed:

@@ -190,9 +190,9 @@ class SubmissionStore:
         """Abandon an upload (row, then file); False if there was none."""
         return self.uploads.delete(upload_id)
 
-    def open_uploads(self) -> tuple[int, int]:
-        """Unexpired uploads: how many, and how many bytes they may still add."""
-        return self.uploads.open_totals()
+    def open_upload_count(self) -> int:
+        """How many unexpired uploads there are (disk claims live in upload_claims)."""
+        return self.uploads.open_count()
 
     def list_open_uploads(self) -> Sequence[tuple[str, int, int]]:
         """Unexpired uploads: (id, length, offset) of each."""

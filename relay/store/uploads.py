@@ -219,15 +219,13 @@ class Uploads:
         self.path(upload_id).unlink(missing_ok=True)
         return bool(deleted)
 
-    def open_totals(self) -> tuple[int, int]:
-        """Unexpired uploads: how many, and how many bytes they may still add."""
+    def open_count(self) -> int:
+        """How many unexpired uploads there are."""
         with self.database.connection() as db:
             row = db.execute(
-                'SELECT COUNT(*), COALESCE(SUM(length - "offset"), 0) FROM uploads '
-                "WHERE expires_day_hour > ?",
-                [current_hour()],
+                "SELECT COUNT(*) FROM uploads WHERE expires_day_hour > ?", [current_hour()]
             ).fetchone()
-        return int(row[0]), int(row[1])
+        return int(row[0])
 
     def list_open(self) -> Sequence[tuple[str, int, int]]:
         """Unexpired uploads: (id, length, offset) of each."""
