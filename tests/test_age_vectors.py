@@ -19,7 +19,8 @@ import pytest
 
 from relay.crypto import errors
 from relay.crypto.decrypt import decrypt_bytes
-from relay.crypto.identities import Identity, ScryptIdentity, X25519Identity
+from relay.crypto.identities import ScryptIdentity, X25519Identity
+from relay.crypto.unwrap import Identity
 from tests.support_node import NODE
 
 ROOT = Path(__file__).resolve().parent.parent

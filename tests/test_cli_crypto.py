@@ -25,7 +25,8 @@ from relay.cli import COMMANDS
 from relay.cli import main as cli_main
 from relay.crypto import stream
 from relay.crypto.decrypt import decrypt_bytes
-from relay.crypto.identities import X25519Identity, load_identity_file
+from relay.crypto.identities import X25519Identity
+from relay.crypto.identity_file import load_identity_file
 from relay.crypto.recipients import X25519Recipient
 from tests.support_process import run, spawned
 

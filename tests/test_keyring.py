@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from relay.crypto import bech32
-from relay.crypto.identities import X25519Identity, protect_identity_file
+from relay.crypto.identities import X25519Identity
+from relay.crypto.identity_file import protect_identity_file
 from relay.crypto.recipients import X25519Recipient
 from relay.crypto.signing import SigningKey
 from relay.errors import KeyringError

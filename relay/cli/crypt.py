@@ -17,7 +17,8 @@ from relay.cli.common import atomic_output, fail, no_core_dumps, passphrase_read
 from relay.crypto.decrypt import decrypt_stream
 from relay.crypto.encrypt import encrypt_stream
 from relay.crypto.errors import KeyFormatError
-from relay.crypto.identities import X25519Identity, load_identity_file
+from relay.crypto.identities import X25519Identity
+from relay.crypto.identity_file import load_identity_file
 from relay.crypto.recipients import X25519Recipient, parse_recipient
 
 

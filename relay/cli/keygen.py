@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from relay.cli.common import fail, passphrase_reader, user_errors
-from relay.crypto.identities import X25519Identity, protect_identity_file
+from relay.crypto.identities import X25519Identity
+from relay.crypto.identity_file import protect_identity_file
 
 
 def _new_passphrase(passphrase_file: Path | None) -> bytes:

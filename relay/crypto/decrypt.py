@@ -14,7 +14,7 @@ from . import stream
 from .armor import ArmorReader, looks_armored
 from .errors import HeaderError, HeaderMacError, PayloadError
 from .format import read_header, verify_header_mac
-from .identities import Identity, unwrap_file_key
+from .unwrap import Identity, unwrap_file_key
 
 _DETECT_SIZE = 2048
 

@@ -1,39 +1,23 @@
-"""Identities: secret keys that *unwrap* a file key from a header stanza.
+"""age's own identities: secret keys that *unwrap* a file key from a header stanza.
 
 Offline code only. The server never imports this module (import-linter).
 An identity returns None for "this stanza is not for me", the expected outcome
-for other people's stanzas; every other problem raises.
+for other people's stanzas; every other problem raises. What an identity is
+(the protocol) and how the first match is found: relay.crypto.unwrap; identity
+files on disk: relay.crypto.identity_file; OpenPGP: relay.crypto.openpgp_identity.
 """
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Protocol
-
 from . import bech32, primitives
-from .errors import (
-    HeaderError,
-    KeyFormatError,
-    NoIdentityMatchError,
-    WorkFactorTooHighError,
-    WrongPassphraseError,
-)
+from .errors import HeaderError, KeyFormatError, WorkFactorTooHighError
 from .format import Stanza, b64decode
-from .recipients import SCRYPT_LABEL, X25519_LABEL, ScryptRecipient, X25519Recipient
+from .recipients import SCRYPT_LABEL, X25519_LABEL, X25519Recipient
 
 IDENTITY_HRP = "age-secret-key-"
 _ZERO_NONCE = bytes(primitives.AEAD_NONCE_SIZE)
 _WRAPPED_KEY_SIZE = primitives.FILE_KEY_SIZE + primitives.TAG_SIZE
 DEFAULT_MAX_WORK_FACTOR = 22
-MAX_IDENTITY_FILE_SIZE = 1 << 20
-
-
-class Identity(Protocol):
-    """Anything that can try to unwrap a file key from one stanza."""
-
-    def unwrap(self, stanza: Stanza) -> bytes | None: ...
 
 
 def _unseal_file_key(wrap_key: bytes, body: bytes) -> bytes | None:
@@ -148,81 +132,8 @@ def parse_identity_file(text: str) -> list[X25519Identity]:
     return identities
 
 
-def _looks_encrypted(data: bytes) -> bool:
-    start = data.lstrip()
-    return start.startswith(b"age-encryption.org/") or start.startswith(b"-----BEGIN AGE")
-
-
-def load_identity_file(path: Path, ask_passphrase: Callable[[], bytes]) -> list[X25519Identity]:
-    """Identities from a plain or passphrase-protected identity file.
-
-    A protected file is an age file encrypted to a passphrase (binary or
-    armored), exactly what stock ``age -d -i`` accepts; the passphrase is asked
-    for only then.
-    """
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_IDENTITY_FILE_SIZE + 1)
-    if len(data) > MAX_IDENTITY_FILE_SIZE:
-        raise KeyFormatError("The identity file is too large to be an identity file.")
-    if _looks_encrypted(data):
-        from .decrypt import decrypt_stream  # local: decrypt imports this module
-
-        plaintext = io.BytesIO()
-        try:
-            decrypt_stream(io.BytesIO(data), plaintext, [ScryptIdentity(ask_passphrase())])
-        except NoIdentityMatchError:
-            raise NoIdentityMatchError(
-                "Wrong passphrase for the identity file, or it is not protected by a "
-                "passphrase."
-            ) from None
-        data = plaintext.getvalue()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise KeyFormatError("The identity file is not text.") from None
-    return parse_identity_file(text)
-
-
-def protect_identity_file(text: str, passphrase: bytes, work_factor: int = 18) -> bytes:
-    """An identity file encrypted to a passphrase, armored (stock age reads it)."""
-    from .encrypt import encrypt_bytes
-
-    recipients = [ScryptRecipient(passphrase, work_factor)]
-    return encrypt_bytes(text.encode("utf-8"), recipients, armor=True)
-
-
-def unwrap_file_key(stanzas: Sequence[Stanza], identities: Sequence[Identity]) -> bytes:
-    """The file key from the first stanza any identity opens.
-
-    As the spec requires, stanzas of unknown types are skipped; a malformed
-    stanza of a known type is fatal.
-    """
-    if any(s.type == "scrypt" for s in stanzas) and len(stanzas) != 1:
-        raise HeaderError("A passphrase (scrypt) stanza must be the only one in the header.")
-    passphrase_only = bool(identities) and all(isinstance(i, ScryptIdentity) for i in identities)
-    for identity in identities:
-        for stanza in stanzas:
-            file_key = identity.unwrap(stanza)
-            if file_key is None:
-                continue
-            if len(file_key) != primitives.FILE_KEY_SIZE:  # unreachable: body size checked
-                raise HeaderError("The wrapped file key has the wrong size.")
-            return file_key
-    if passphrase_only and any(s.type == "scrypt" for s in stanzas):
-        raise WrongPassphraseError
-    if passphrase_only:
-        raise NoIdentityMatchError("This file is not encrypted to a passphrase.")
-    if any(s.type == "scrypt" for s in stanzas):
-        raise NoIdentityMatchError("This file is encrypted to a passphrase, not to an identity.")
-    raise NoIdentityMatchError
-
-
 __all__ = [
-    "Identity",
     "ScryptIdentity",
     "X25519Identity",
-    "load_identity_file",
     "parse_identity_file",
-    "protect_identity_file",
-    "unwrap_file_key",
 ]
