@@ -1,0 +1,146 @@
+"""Running gpg through python-gnupg, and reading what it says went wrong.
+
+Every OpenPGP operation in tiprelay is gpg's: this module only starts it with
+fixed options and turns its status lines into errors a person can act on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+import gnupg
+
+from .errors import AgeError
+
+# python-gnupg logs every command line and gpg's stderr at DEBUG; none of that
+# belongs in the relay's logs.
+logging.getLogger("gnupg").setLevel(logging.WARNING)
+
+FINGERPRINT = re.compile(r"[0-9A-F]{40}")
+KEY_ID = re.compile(r"[0-9A-F]{16}")
+# Options for every gpg tiprelay starts: never ask, never reach the network.
+BASE_OPTIONS = (
+    "--no-tty",
+    "--no-greeting",
+    "--no-auto-key-retrieve",
+    "--no-auto-key-locate",
+    "--no-auto-check-trustdb",
+)
+# For a gpg that holds no secret and fetches nothing: no agent, no dirmngr, so
+# no daemon outlives the call and no socket is made.
+NO_DAEMON_OPTIONS = ("--no-autostart",)
+# libgpg-error codes (the low 16 bits of an ERROR status line's code).
+_BAD_PASSPHRASE = 11
+_BAD_PIN = 87
+_CANCELED = 99
+_CARD_REMOVED = 108
+_CARD_NOT_PRESENT = 112
+_NO_SCDAEMON = 119
+_NO_PIN_ENTRY = 85
+_ERROR_STATUS = re.compile(r"^\[GNUPG:\] (?:ERROR|FAILURE) \S+ ([0-9]+)", re.MULTILINE)
+
+
+class GpgError(AgeError):
+    """gpg could not do what was asked."""
+
+
+class GpgMissingError(GpgError):
+    """gpg is not installed (on Debian: apt install gnupg)."""
+
+
+class GpgWrongPassphraseError(GpgError):
+    """Wrong passphrase or PIN for the OpenPGP key (gpg refused to unlock it)."""
+
+
+class GpgCardError(GpgError):
+    """The OpenPGP smartcard holding the key is not present: insert it and try again."""
+
+
+class GpgCanceledError(GpgError):
+    """The passphrase or PIN entry was cancelled."""
+
+
+def open_gpg(
+    home: Path | None,
+    *,
+    binary: str = "gpg",
+    env: Mapping[str, str] | None = None,
+    options: tuple[str, ...] = (),
+) -> gnupg.GPG:
+    """A python-gnupg handle on ``home`` (None: the user's own gpg home)."""
+    try:
+        return gnupg.GPG(
+            gpgbinary=binary,
+            gnupghome=None if home is None else str(home),
+            options=[*BASE_OPTIONS, *options],
+            env=None if env is None else dict(env),
+        )
+    except OSError:
+        raise GpgMissingError(
+            f"gpg ({binary}) cannot be run: is GnuPG installed? On Debian: apt install gnupg."
+        ) from None
+    except ValueError as exc:  # python-gnupg: the home is not a folder
+        raise GpgError(f"gpg cannot use its home folder: {exc}") from None
+
+
+def quiet_environment(home: Path) -> dict[str, str]:
+    """An environment for a gpg the relay starts: its HOME is the gpg home itself.
+
+    Then nothing gpg or an agent might write (sockets, a default ~/.gnupg)
+    can land outside the folder the relay gave it.
+    """
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "GNUPGHOME": str(home),
+        "LC_ALL": "C.UTF-8",
+    }
+
+
+def error_codes(status_text: str) -> set[int]:
+    """The libgpg-error codes in gpg's ERROR and FAILURE status lines."""
+    return {int(code) & 0xFFFF for code in _ERROR_STATUS.findall(status_text)}
+
+
+def raise_for_unlock_failure(status_text: str, key: str) -> None:
+    """Raise the error a person can act on if gpg could not unlock ``key``."""
+    codes = error_codes(status_text)
+    if "SC_OP_FAILURE 2" in status_text or _BAD_PIN in codes:
+        raise GpgWrongPassphraseError(
+            f"Wrong PIN for the smartcard holding OpenPGP key {key}. "
+            "Careful: a card locks itself after three wrong PINs."
+        )
+    if "BAD_PASSPHRASE" in status_text or _BAD_PASSPHRASE in codes:
+        raise GpgWrongPassphraseError(f"Wrong passphrase for OpenPGP key {key}.")
+    if codes & {_CARD_NOT_PRESENT, _CARD_REMOVED, _NO_SCDAEMON}:
+        raise GpgCardError(
+            f"The smartcard holding OpenPGP key {key} is not present (or no card "
+            "reader works): insert the card, check `gpg --card-status`, and try again."
+        )
+    if "SC_OP_FAILURE 1" in status_text or _CANCELED in codes:
+        raise GpgCanceledError(f"The PIN or passphrase entry for OpenPGP key {key} was cancelled.")
+    if _NO_PIN_ENTRY in codes:
+        raise GpgError(
+            f"gpg could not ask for the passphrase of OpenPGP key {key}: no pinentry "
+            "program works here (install pinentry-curses, or set GPG_TTY=$(tty))."
+        )
+
+
+__all__ = [
+    "FINGERPRINT",
+    "KEY_ID",
+    "NO_DAEMON_OPTIONS",
+    "GpgCanceledError",
+    "GpgCardError",
+    "GpgError",
+    "GpgMissingError",
+    "GpgWrongPassphraseError",
+    "error_codes",
+    "open_gpg",
+    "quiet_environment",
+    "raise_for_unlock_failure",
+]

@@ -1,0 +1,202 @@
+"""Is this OpenPGP public key fit to be a reviewer? gpg reads it; this module decides.
+
+A reviewer's OpenPGP key is refused, each time with its own message, when it is
+secret material, revoked, expired, has no usable encryption key, or uses a weak
+algorithm (RSA under 3072 bits, DSA, ElGamal) for its primary key or for any
+usable encryption subkey. Only keys an operator put in ``keys/`` (or gave
+``tiprelay reviewer add``) reach gpg here: never bytes from an anonymous client.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import KeyFormatError
+from .openpgp_gpg import FINGERPRINT, NO_DAEMON_OPTIONS, GpgError, open_gpg, quiet_environment
+
+MAX_PUBLIC_KEY_BYTES = 64 * 1024
+MIN_RSA_BITS = 3072
+_RSA_ALGORITHMS = frozenset({"1", "2", "3"})
+_WEAK_ALGORITHMS = {"16": "ElGamal", "17": "DSA", "20": "ElGamal"}
+_REVOKED = "r"
+_EXPIRED = "e"
+_UNUSABLE_VALIDITY = frozenset({"r", "e", "i", "d", "n"})
+
+
+class OpenPGPKeyError(KeyFormatError):
+    """This OpenPGP key cannot be a reviewer's key."""
+
+
+@dataclass(frozen=True)
+class OpenPGPPublicKey:
+    """A checked OpenPGP public key: what the relay wraps file keys to."""
+
+    fingerprint: str  # the primary key's, 40 upper-case hex digits
+    encryption_key_ids: frozenset[str]  # 16 hex digits each: the keys gpg may encrypt to
+    user_ids: tuple[str, ...]
+    expires: int | None  # seconds since the epoch, the earliest expiry that matters
+    armored: str  # exactly as given (ASCII armor)
+
+    def __str__(self) -> str:
+        return f"openpgp:{self.fingerprint}"
+
+
+def _as_armored_text(data: bytes, source: str) -> str | None:
+    if len(data) > MAX_PUBLIC_KEY_BYTES:
+        raise OpenPGPKeyError(f"{source} is larger than {MAX_PUBLIC_KEY_BYTES} bytes.")
+    if b"-----BEGIN PGP PRIVATE KEY BLOCK-----" in data:
+        raise OpenPGPKeyError(
+            f"{source} is an OpenPGP SECRET key. Only the public key belongs on the "
+            "relay: export it with `gpg --export --armor FINGERPRINT`. If this secret "
+            "key was copied somewhere it should not be, treat it as exposed."
+        )
+    text = data.decode("latin-1")
+    if not text.isascii() or "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in text:
+        return None
+    return text
+
+
+def _not_armored(source: str) -> OpenPGPKeyError:
+    return OpenPGPKeyError(
+        f"{source} is not an ASCII-armored OpenPGP public key (-----BEGIN PGP PUBLIC KEY "
+        "BLOCK-----): export it with `gpg --export --armor FINGERPRINT`."
+    )
+
+
+def _is_weak(algorithm: str, length: str) -> str | None:
+    if algorithm in _WEAK_ALGORITHMS:
+        return _WEAK_ALGORITHMS[algorithm]
+    if algorithm in _RSA_ALGORITHMS and (not length.isdecimal() or int(length) < MIN_RSA_BITS):
+        return f"RSA-{length}"
+    return None
+
+
+def _expiry(record: dict[str, Any]) -> int | None:
+    value = record.get("expires") or ""
+    return int(value) if value.isascii() and value.isdigit() else None
+
+
+def _check_record(record: dict[str, Any], source: str, now: float) -> None:
+    fingerprint = record.get("fingerprint", "?")
+    if record.get("type") in ("sec", "ssb"):
+        raise OpenPGPKeyError(
+            f"{source} holds OpenPGP SECRET key material ({fingerprint}). Only the public "
+            "key belongs on the relay: `gpg --export --armor FINGERPRINT`."
+        )
+    validity = record.get("trust", "")
+    expires = _expiry(record)
+    if validity == _REVOKED:
+        raise OpenPGPKeyError(f"{source}: OpenPGP key {fingerprint} is revoked.")
+    if validity == _EXPIRED or (expires is not None and expires <= now):
+        raise OpenPGPKeyError(
+            f"{source}: OpenPGP key {fingerprint} has expired. The reviewer can extend it "
+            "(gpg --quick-set-expire) and export it again."
+        )
+    weak = _is_weak(record.get("algo", ""), record.get("length", ""))
+    if weak:
+        raise OpenPGPKeyError(
+            f"{source}: OpenPGP key {fingerprint} uses {weak}, a weak algorithm. "
+            "Use a key of Curve25519 (ed25519/cv25519) or RSA of at least 3072 bits."
+        )
+
+
+def _encryption_keys(record: dict[str, Any], source: str, now: float) -> tuple[set[str], list[int]]:
+    """Key ids gpg could encrypt to, checking each such subkey; and their expiries."""
+    key_ids: set[str] = set()
+    expiries: list[int] = []
+    if "e" in record.get("cap", ""):
+        key_ids.add(record["keyid"])
+    for key_id, sub in (record.get("subkey_info") or {}).items():
+        expires = _expiry(sub)
+        if "e" not in sub.get("cap", "") or sub.get("trust", "") in _UNUSABLE_VALIDITY:
+            continue
+        if expires is not None and expires <= now:
+            continue
+        weak = _is_weak(sub.get("algo", ""), sub.get("length", ""))
+        if weak:
+            raise OpenPGPKeyError(
+                f"{source}: the encryption subkey {key_id} of OpenPGP key "
+                f"{record.get('fingerprint', '?')} uses {weak}, a weak algorithm. "
+                "Use Curve25519 (cv25519) or RSA of at least 3072 bits."
+            )
+        key_ids.add(key_id)
+        if expires is not None:
+            expiries.append(expires)
+    return key_ids, expiries
+
+
+def inspect_public_key(
+    data: bytes, source: str, *, scratch: Path | None = None
+) -> OpenPGPPublicKey:
+    """Check one armored OpenPGP public key; OpenPGPKeyError names ``source`` and the fault.
+
+    gpg reads the key in a throwaway home created under ``scratch`` (the
+    system's temporary folder if None) and removed before this returns.
+    """
+    text = _as_armored_text(data, source)
+    home = Path(tempfile.mkdtemp(prefix="tiprelay-gpg-", dir=scratch))
+    try:
+        gpg = open_gpg(home, env=quiet_environment(home), options=NO_DAEMON_OPTIONS)
+        # Binary keys are read too, only to say precisely what they are.
+        records = list(gpg.scan_keys_mem(data.decode("latin-1") if text is None else text))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    for record in records:
+        if record.get("type") in ("sec", "ssb"):
+            _check_record(record, source, 0)
+    if text is None:
+        raise _not_armored(source)
+    if not records:
+        raise OpenPGPKeyError(f"{source}: gpg found no OpenPGP key in it.")
+    if len(records) > 1:
+        raise OpenPGPKeyError(
+            f"{source} holds {len(records)} OpenPGP keys; a reviewer file holds exactly one."
+        )
+    [record] = records
+    now = time.time()
+    _check_record(record, source, now)
+    fingerprint = record.get("fingerprint", "")
+    if not FINGERPRINT.fullmatch(fingerprint):
+        raise OpenPGPKeyError(
+            f"{source}: only version 4 OpenPGP keys (40-digit fingerprints) are supported."
+        )
+    key_ids, expiries = _encryption_keys(record, source, now)
+    if not key_ids:
+        raise OpenPGPKeyError(
+            f"{source}: OpenPGP key {fingerprint} has no usable encryption subkey (it can "
+            "only sign, or its encryption subkeys are expired or revoked). Add one with "
+            "`gpg --quick-add-key FINGERPRINT cv25519 encr`."
+        )
+    own = _expiry(record)
+    all_expiries = [e for e in (own, *expiries) if e is not None]
+    return OpenPGPPublicKey(
+        fingerprint=fingerprint,
+        encryption_key_ids=frozenset(key_ids),
+        user_ids=tuple(record.get("uids") or ()),
+        expires=min(all_expiries) if all_expiries else None,
+        armored=text,
+    )
+
+
+def inspect_public_key_file(path: Path, *, scratch: Path | None = None) -> OpenPGPPublicKey:
+    """inspect_public_key on a file, bounded in size."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(MAX_PUBLIC_KEY_BYTES + 1)
+    except OSError as exc:
+        raise OpenPGPKeyError(f"{path} cannot be read: {exc.strerror}.") from None
+    return inspect_public_key(data, str(path), scratch=scratch)
+
+
+__all__ = [
+    "GpgError",
+    "OpenPGPKeyError",
+    "OpenPGPPublicKey",
+    "inspect_public_key",
+    "inspect_public_key_file",
+]
