@@ -42,6 +42,9 @@ _CARD_NOT_PRESENT = 112
 _NO_SCDAEMON = 119
 _NO_PIN_ENTRY = 85
 _ERROR_STATUS = re.compile(r"^\[GNUPG:\] (?:ERROR|FAILURE) \S+ ([0-9]+)", re.MULTILINE)
+# gpg's own reason for a failure none of the above names; read only when gpg
+# speaks English (else python-gnupg's summary stands in).
+_DECRYPTION_REASON = re.compile(r"^gpg: public key decryption failed: (.{1,200})$", re.MULTILINE)
 
 
 class GpgError(AgeError):
@@ -106,6 +109,12 @@ def error_codes(status_text: str) -> set[int]:
     return {int(code) & 0xFFFF for code in _ERROR_STATUS.findall(status_text)}
 
 
+def decryption_reason(status_text: str) -> str | None:
+    """What gpg said when it could not decrypt ("Not supported"), if it said it in English."""
+    found = _DECRYPTION_REASON.search(status_text)
+    return found.group(1).strip() if found else None
+
+
 def raise_for_unlock_failure(status_text: str, key: str) -> None:
     """Raise the error a person can act on if gpg could not unlock ``key``."""
     codes = error_codes(status_text)
@@ -139,6 +148,7 @@ __all__ = [
     "GpgError",
     "GpgMissingError",
     "GpgWrongPassphraseError",
+    "decryption_reason",
     "error_codes",
     "open_gpg",
     "quiet_environment",

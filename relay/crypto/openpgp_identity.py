@@ -15,7 +15,13 @@ from pathlib import Path
 from . import primitives
 from .errors import HeaderError
 from .format import Stanza
-from .openpgp_gpg import FINGERPRINT, GpgError, open_gpg, raise_for_unlock_failure
+from .openpgp_gpg import (
+    FINGERPRINT,
+    GpgError,
+    decryption_reason,
+    open_gpg,
+    raise_for_unlock_failure,
+)
 from .openpgp_packets import MAX_MESSAGE_BYTES, read_session_key_recipient
 from .openpgp_recipient import STANZA_TYPE
 
@@ -71,7 +77,7 @@ class GpgIdentity:
             return None  # we hold the primary key's secret, not that subkey's
         raise GpgError(
             f"gpg could not open the OpenPGP stanza for key {fingerprint}: "
-            f"{result.status or 'no reason given'}."
+            f"{decryption_reason(status_text) or result.status or 'no reason given'}."
         )
 
     def explain_no_match(self, stanzas: Sequence[Stanza]) -> str:
