@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/intake.py            # the full run (a few minutes)
     .venv/bin/python bench/intake.py --quick    # smaller counts, no 1 GiB run
+    .venv/bin/python bench/intake.py --openpgp-only [--quick]   # section 5 alone
 
 What it measures, in one run on this machine:
 
@@ -26,6 +27,19 @@ What it measures, in one run on this machine:
    like-for-like comparison with the baseline.
 4. Server RSS while a single 1 GiB submission streams through a freshly
    started server (so that memory kept from the runs before does not count).
+5. OpenPGP reviewers: two more relays side by side, one with three age
+   reviewers, one with one OpenPGP reviewer (an ed25519 + cv25519 key in a
+   real gpg home, made as tests/support_openpgp.py makes them) and two age
+   reviewers. The reference has three age reviewers, not two: the same team
+   size, so the ratio prices exactly one reviewer on OpenPGP instead of age
+   (the X25519 wrap it replaces costs microseconds, printed beside it). The
+   same no-JS submissions go to both, interleaved (age, OpenPGP, OpenPGP,
+   age, half the count each) so that a machine busy with something else
+   weighs on both alike; then sealing alone with the same two recipient sets;
+   then the OpenPGP wrap alone, one at a time: wall time and CPU time (ours
+   and the gpg process's) per submission, for a cv25519 and an RSA 3072 key.
+   The 4 KiB and 1 MiB payloads only: at 100 MiB a few milliseconds per
+   submission are lost in the noise.
 
 The client runs on the same machine and shares its CPUs with the server.
 """
@@ -36,6 +50,7 @@ import argparse
 import asyncio
 import gzip
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -43,7 +58,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +71,10 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from relay.crypto.recipients import X25519Recipient  # noqa: E402
+from relay.crypto.identities import X25519Identity  # noqa: E402
+from relay.crypto.openpgp_keys import inspect_public_key  # noqa: E402
+from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring  # noqa: E402
+from relay.crypto.recipients import Recipient, X25519Recipient  # noqa: E402
 from relay.server.sealing import (  # noqa: E402
     InMemoryBody,
     ReceivedAttachment,
@@ -65,7 +83,13 @@ from relay.server.sealing import (  # noqa: E402
 )
 from relay.store import SubmissionStore  # noqa: E402
 from tests.support_forms import FilePart, Form, send_request  # noqa: E402
-from tests.support_server import RelayServer, new_relay  # noqa: E402
+from tests.support_openpgp import (  # noqa: E402
+    GpgReviewer,
+    add_openpgp_reviewer,
+    make_gpg_reviewer,
+    remove_gpg_home,
+)
+from tests.support_server import RelayServer, new_relay, write_reviewer_key_file  # noqa: E402
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -159,11 +183,13 @@ async def submit_once(session: aiohttp.ClientSession, url: str, form: Form) -> f
     return time.perf_counter() - started
 
 
-async def run_tiprelay(relay: RelayServer, scenario: Scenario, payload: bytes) -> Result:
+async def timed_submissions(
+    relay: RelayServer, count: int, concurrency: int, payload: bytes
+) -> tuple[list[float], float, int]:
     """``count`` submissions, ``concurrency`` at a time, each connection kept alive
-    (as a browser does between pages)."""
-    semaphore = asyncio.Semaphore(scenario.concurrency)
-    connector = aiohttp.TCPConnector(limit=scenario.concurrency)
+    (as a browser does between pages): (latencies, elapsed seconds, server peak RSS)."""
+    semaphore = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=3600)
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -176,10 +202,18 @@ async def run_tiprelay(relay: RelayServer, scenario: Scenario, payload: bytes) -
         assert relay.proc is not None
         with PeakRss(relay.proc.pid) as rss:
             started = time.perf_counter()
-            latencies = await asyncio.gather(*(one() for _ in range(scenario.count)))
+            latencies = await asyncio.gather(*(one() for _ in range(count)))
             elapsed = time.perf_counter() - started
-    result = summarize(list(latencies), elapsed)
-    result.peak_rss = rss.peak
+    return list(latencies), elapsed, rss.peak
+
+
+async def run_tiprelay(relay: RelayServer, scenario: Scenario, payload: bytes) -> Result:
+    """``count`` submissions, ``concurrency`` at a time, to one relay."""
+    latencies, elapsed, peak_rss = await timed_submissions(
+        relay, scenario.count, scenario.concurrency, payload
+    )
+    result = summarize(latencies, elapsed)
+    result.peak_rss = peak_rss
     return result
 
 
@@ -214,10 +248,10 @@ async def stream_one_gib(relay: RelayServer) -> tuple[float, int]:
     return elapsed, rss.peak
 
 
-def run_sealing_only(store: SubmissionStore, recipient: str, scenario: Scenario,
-                     payload: bytes) -> Result:
-    """``seal_submission`` on its own, in threads, as the server's workers run it."""
-    recipients = [X25519Recipient.parse(recipient)]
+def timed_sealing(store: SubmissionStore, recipients: list[Recipient], count: int,
+                  concurrency: int, payload: bytes) -> tuple[list[float], float]:
+    """``seal_submission`` on its own, in threads, as the server's workers run it:
+    (latencies, elapsed seconds)."""
 
     def one(_: int) -> float:
         started = time.perf_counter()
@@ -228,10 +262,18 @@ def run_sealing_only(store: SubmissionStore, recipient: str, scenario: Scenario,
         seal_submission(store, recipients, submission)
         return time.perf_counter() - started
 
-    with ThreadPoolExecutor(scenario.concurrency) as pool:
+    with ThreadPoolExecutor(concurrency) as pool:
         started = time.perf_counter()
-        latencies = list(pool.map(one, range(scenario.count)))
+        latencies = list(pool.map(one, range(count)))
         elapsed = time.perf_counter() - started
+    return latencies, elapsed
+
+
+def run_sealing_only(store: SubmissionStore, recipient: str, scenario: Scenario,
+                     payload: bytes) -> Result:
+    """Sealing alone to the relay's one age reviewer."""
+    latencies, elapsed = timed_sealing(store, [X25519Recipient.parse(recipient)],
+                                       scenario.count, scenario.concurrency, payload)
     return summarize(latencies, elapsed)
 
 
@@ -291,6 +333,159 @@ def run_gpg(gpg: gnupg.GPG, fingerprint: str, scenario: Scenario, payload: bytes
     return result
 
 
+# --- OpenPGP reviewers --------------------------------------------------------------
+
+TEAMS = ("age", "openpgp")  # three age reviewers; one OpenPGP and two age reviewers
+# Each team gets half its count in turn: age, OpenPGP, OpenPGP, age.
+INTERLEAVED = ("age", "openpgp", "openpgp", "age")
+OPENPGP_PAYLOADS = ("4 KiB", "1 MiB")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The same work for the age-only team and for the team with an OpenPGP reviewer."""
+
+    age: Result
+    openpgp: Result
+
+    @property
+    def ratio(self) -> float:
+        """OpenPGP team's rate over the age-only team's."""
+        return self.openpgp.per_second / self.age.per_second
+
+
+@dataclass(frozen=True)
+class WrapCost:
+    """One wrap at a time: wall time, and CPU time (this process and gpg) per wrap."""
+
+    wall_p50: float
+    cpu: float
+
+
+@dataclass(frozen=True)
+class OpenPGPFigures:
+    rows: list[tuple[Scenario, Comparison, Comparison]]  # (scenario, HTTP, sealing alone)
+    wraps: list[tuple[str, WrapCost]]
+
+
+def interleaved(run_part: Callable[[str, int], tuple[list[float], float]],
+                count: int) -> Comparison:
+    """``count`` runs for each team, in halves: age, OpenPGP, OpenPGP, age."""
+    latencies: dict[str, list[float]] = {team: [] for team in TEAMS}
+    elapsed = dict.fromkeys(TEAMS, 0.0)
+    for position, team in enumerate(INTERLEAVED):
+        first_half = INTERLEAVED.index(team) == position
+        part_latencies, part_elapsed = run_part(team, count // 2 if first_half
+                                                else count - count // 2)
+        latencies[team] += part_latencies
+        elapsed[team] += part_elapsed
+    return Comparison(*(summarize(latencies[team], elapsed[team]) for team in TEAMS))
+
+
+def new_age_recipient() -> X25519Recipient:
+    return X25519Identity.generate().recipient
+
+
+def openpgp_relays(base: Path, reviewer: GpgReviewer) -> dict[str, RelayServer]:
+    """Two prepared relays: three age reviewers; one OpenPGP and two age reviewers."""
+    settings: dict[str, str | int] = {"log_level": "warning", "disk_reserve_bytes": 0}
+    relays = {team: new_relay(base / f"relay-{team}", settings) for team in TEAMS}
+    # new_relay gave each its first age reviewer.
+    write_reviewer_key_file(relays["age"].keys_dir, "second", str(new_age_recipient()))
+    write_reviewer_key_file(relays["age"].keys_dir, "third", str(new_age_recipient()))
+    write_reviewer_key_file(relays["openpgp"].keys_dir, "second", str(new_age_recipient()))
+    add_openpgp_reviewer(relays["openpgp"].keys_dir, "olga", reviewer)
+    return relays
+
+
+def time_wraps(recipient: Recipient, count: int) -> WrapCost:
+    """``count`` wraps of fresh file keys, one at a time."""
+    latencies = []
+    before = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    for _ in range(count):
+        file_key = os.urandom(16)
+        started = time.perf_counter()
+        recipient.wrap(file_key)
+        latencies.append(time.perf_counter() - started)
+    after = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    cpu = sum(end.ru_utime + end.ru_stime - start.ru_utime - start.ru_stime
+              for start, end in zip(before, after, strict=True))
+    return WrapCost(wall_p50=statistics.median(latencies), cpu=cpu / count)
+
+
+def run_openpgp(base: Path, scenarios: tuple[Scenario, ...], wrap_count: int) -> OpenPGPFigures:
+    """Section 5: the age-only team against the team with an OpenPGP reviewer."""
+    print("bench: making the OpenPGP reviewers' keys (cv25519, RSA 3072)...", flush=True)
+    reviewer = make_gpg_reviewer("bench-olga")
+    rsa_reviewer = make_gpg_reviewer("bench-rsa", "rsa3072")
+    keys = [inspect_public_key(r.public_key, r.home.name) for r in (reviewer, rsa_reviewer)]
+    keyring = PublicKeyring(base / "openpgp-keyring", keys)
+    relays = openpgp_relays(base, reviewer)
+    store = SubmissionStore(base / "sealing-openpgp")
+    store.open()
+    try:
+        for relay in relays.values():
+            relay.start()
+        teams: dict[str, list[Recipient]] = {
+            "age": [new_age_recipient() for _ in range(3)],
+            "openpgp": [OpenPGPRecipient(keys[0], keyring),
+                        new_age_recipient(), new_age_recipient()],
+        }
+        rows = []
+        for scenario in scenarios:
+            if scenario.label not in OPENPGP_PAYLOADS:
+                continue
+            payload = os.urandom(scenario.size)
+            print(f"bench: OpenPGP team against age-only, {scenario.label} "
+                  f"x {scenario.count} each...", flush=True)
+
+            def by_http(team: str, count: int, scenario: Scenario = scenario,
+                        payload: bytes = payload) -> tuple[list[float], float]:
+                latencies, elapsed, _ = asyncio.run(
+                    timed_submissions(relays[team], count, scenario.concurrency, payload))
+                return latencies, elapsed
+
+            def sealing(team: str, count: int, scenario: Scenario = scenario,
+                        payload: bytes = payload) -> tuple[list[float], float]:
+                return timed_sealing(store, teams[team], count, scenario.concurrency, payload)
+
+            rows.append((scenario, interleaved(by_http, scenario.count),
+                         interleaved(sealing, scenario.count)))
+        print(f"bench: the OpenPGP wrap alone, {wrap_count} times per key...", flush=True)
+        wraps = [
+            ("OpenPGP cv25519", time_wraps(OpenPGPRecipient(keys[0], keyring), wrap_count)),
+            ("OpenPGP RSA 3072", time_wraps(OpenPGPRecipient(keys[1], keyring), wrap_count)),
+            ("age X25519", time_wraps(new_age_recipient(), wrap_count)),
+        ]
+    finally:
+        for relay in relays.values():
+            relay.stop()
+        store.close()
+        keyring.close()
+        remove_gpg_home(reviewer.home)
+        remove_gpg_home(rsa_reviewer.home)
+    return OpenPGPFigures(rows, wraps)
+
+
+def openpgp_lines(figures: OpenPGPFigures) -> Iterator[str]:
+    yield ("OpenPGP reviewers, no-JS intake: 1 OpenPGP (cv25519) + 2 age reviewers against "
+           "3 age reviewers, same run, interleaved:")
+    yield (f"{'payload':>8} {'N':>4} {'conc':>4} | {'3 age/s':>7} {'+pgp/s':>7} {'ratio':>6} "
+           f"{'p50 ms':>7} {'+pgp p50':>8} | {'seal 3age':>9} {'seal +pgp':>9} {'ratio':>6} "
+           f"{'extra p50':>9}")
+    for scenario, http, sealing in figures.rows:
+        yield (f"{scenario.label:>8} {scenario.count:>4} {scenario.concurrency:>4} | "
+               f"{http.age.per_second:>7.1f} {http.openpgp.per_second:>7.1f} "
+               f"{http.ratio:>6.2f} {http.age.p50 * 1000:>7.1f} "
+               f"{http.openpgp.p50 * 1000:>8.1f} | {sealing.age.per_second:>9.1f} "
+               f"{sealing.openpgp.per_second:>9.1f} {sealing.ratio:>6.2f} "
+               f"{(sealing.openpgp.p50 - sealing.age.p50) * 1000:>6.1f} ms")
+    yield "The wrap alone, one at a time (wall p50; CPU of tiprelay and gpg, per wrap):"
+    for label, cost in figures.wraps:
+        yield (f"  {label:<17} {cost.wall_p50 * 1000:>7.2f} ms wall "
+               f"{cost.cpu * 1000:>7.2f} ms CPU")
+
+
 # --- the run ---------------------------------------------------------------------------
 
 
@@ -312,10 +507,54 @@ def table(rows: list[tuple[Scenario, Result, Result, Result]]) -> Iterator[str]:
                f"{sealing.per_second / theirs.per_second:>7.1f}x")
 
 
+MainRun = tuple[int, list[tuple[Scenario, Result, Result, Result]], tuple[float, int] | None]
+
+
+def run_against_gpg(base: Path, scenarios: tuple[Scenario, ...], *, gib: bool) -> MainRun:
+    """Sections 1 to 4: (idle RSS, one row per scenario, the 1 GiB run or None)."""
+    print("bench: making the gpg baseline's RSA 4096 key...", flush=True)
+    gpg, fingerprint = make_gpg(base / "gnupg")
+    gpg_out = base / "gpg-out"
+    gpg_out.mkdir()
+    relay = new_relay(base / "relay", {"log_level": "warning", "disk_reserve_bytes": 0})
+    relay.start()
+    store = SubmissionStore(base / "sealing-only")
+    store.open()
+    try:
+        assert relay.proc is not None
+        idle_rss = psutil.Process(relay.proc.pid).memory_info().rss
+        rows = []
+        for scenario in scenarios:
+            payload = os.urandom(scenario.size)
+            print(f"bench: {scenario.label} x {scenario.count}...", flush=True)
+            ours = asyncio.run(run_tiprelay(relay, scenario, payload))
+            sealing = run_sealing_only(store, relay.recipient, scenario, payload)
+            # gpg serialises on its keyring lock, so it may do better one at a
+            # time: the baseline is the better of the two.
+            theirs = max(
+                (run_gpg(gpg, fingerprint, scenario, payload, gpg_out, concurrency)
+                 for concurrency in sorted({1, scenario.concurrency})),
+                key=lambda result: result.per_second,
+            )
+            rows.append((scenario, ours, sealing, theirs))
+        one_gib: tuple[float, int] | None = None
+        if gib:
+            print("bench: one 1 GiB submission (on a freshly started server)...", flush=True)
+            relay.stop()
+            relay.start()
+            one_gib = asyncio.run(stream_one_gib(relay))
+    finally:
+        relay.stop()
+        store.close()
+    return idle_rss, rows, one_gib
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts, no 1 GiB run")
     parser.add_argument("--skip-gib", action="store_true", help="skip the 1 GiB RSS run")
+    parser.add_argument("--openpgp-only", action="store_true",
+                        help="only section 5: OpenPGP reviewers against age-only")
     arguments = parser.parse_args()
     scenarios = QUICK if arguments.quick else FULL
     if shutil.which("gpg") is None:
@@ -323,54 +562,28 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="tiprelay-bench-") as scratch:
         base = Path(scratch)
-        print("bench: making the gpg baseline's RSA 4096 key...", flush=True)
-        gpg, fingerprint = make_gpg(base / "gnupg")
-        gpg_out = base / "gpg-out"
-        gpg_out.mkdir()
-        relay = new_relay(base / "relay", {"log_level": "warning", "disk_reserve_bytes": 0})
-        relay.start()
-        store = SubmissionStore(base / "sealing-only")
-        store.open()
-        try:
-            assert relay.proc is not None
-            idle_rss = psutil.Process(relay.proc.pid).memory_info().rss
-            rows = []
-            for scenario in scenarios:
-                payload = os.urandom(scenario.size)
-                print(f"bench: {scenario.label} x {scenario.count}...", flush=True)
-                ours = asyncio.run(run_tiprelay(relay, scenario, payload))
-                sealing = run_sealing_only(store, relay.recipient, scenario, payload)
-                # gpg serialises on its keyring lock, so it may do better one at a
-                # time: the baseline is the better of the two.
-                theirs = max(
-                    (run_gpg(gpg, fingerprint, scenario, payload, gpg_out, concurrency)
-                     for concurrency in sorted({1, scenario.concurrency})),
-                    key=lambda result: result.per_second,
-                )
-                rows.append((scenario, ours, sealing, theirs))
-            gib: tuple[float, int] | None = None
-            if not (arguments.quick or arguments.skip_gib):
-                print("bench: one 1 GiB submission (on a freshly started server)...",
-                      flush=True)
-                relay.stop()
-                relay.start()
-                gib = asyncio.run(stream_one_gib(relay))
-        finally:
-            relay.stop()
-            store.close()
+        main_run = None
+        if not arguments.openpgp_only:
+            main_run = run_against_gpg(base, scenarios, gib=not (arguments.quick
+                                                                 or arguments.skip_gib))
+        openpgp = run_openpgp(base, scenarios, wrap_count=30 if arguments.quick else 100)
 
     print()
     gpg_version = subprocess.run(["gpg", "--version"], capture_output=True, text=True)
     print(f"machine: {os.cpu_count()} CPUs; client and server share them. "
           f"{gpg_version.stdout.splitlines()[0]}")
-    print(f"server RSS when idle: {mib(idle_rss)}")
-    for line in table(rows):
+    if main_run is not None:
+        idle_rss, rows, gib = main_run
+        print(f"server RSS when idle: {mib(idle_rss)}")
+        for line in table(rows):
+            print(line)
+        if gib is not None:
+            seconds, peak = gib
+            print(f"1 GiB submission: {seconds:.1f} s ({GiB / MiB / seconds:.0f} MiB/s end "
+                  f"to end), server peak RSS {mib(peak)} (target < 150 MiB)")
+        print()
+    for line in openpgp_lines(openpgp):
         print(line)
-    if gib is not None:
-        seconds, peak = gib
-        print(f"1 GiB submission: {seconds:.1f} s ({GiB / MiB / seconds:.0f} MiB/s end to end), "
-              f"server peak RSS {mib(peak)} (target < 150 MiB)")
-
 
 if __name__ == "__main__":
     main()
