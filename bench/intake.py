@@ -34,10 +34,13 @@ What it measures, in one run on this machine:
    size, so the ratio prices exactly one reviewer on OpenPGP instead of age
    (the X25519 wrap it replaces costs microseconds, printed beside it). The
    same no-JS submissions go to both, interleaved (age, OpenPGP, OpenPGP,
-   age, half the count each) so that a machine busy with something else
-   weighs on both alike; then sealing alone with the same two recipient sets;
-   then the OpenPGP wrap alone, one at a time: wall time and CPU time (ours
-   and the gpg process's) per submission, for a cv25519 and an RSA 3072 key.
+   age, twice, a quarter of the count each) so that a machine busy with
+   something else weighs on both alike; then sealing alone with the same two
+   recipient sets. Beside rates, the CPU time per submission of the server
+   and its gpg children: on a busy machine rates move with the neighbours'
+   load, CPU time much less. Then the OpenPGP wrap alone, one at a time: wall
+   time and CPU time (ours and the gpg process's) per submission, for a
+   cv25519 and an RSA 3072 key.
    The 4 KiB and 1 MiB payloads only: at 100 MiB a few milliseconds per
    submission are lost in the noise.
 
@@ -124,6 +127,23 @@ class Result:
     p99: float
     peak_rss: int | None = None
     concurrency: int | None = None
+    cpu_per_item: float | None = None
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A batch of submissions: each one's latency, the batch's wall time, and the CPU
+    time of whoever did the work (the server with its gpg children, or this process)."""
+
+    latencies: list[float]
+    elapsed: float
+    cpu: float
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """User and system time of ``process`` and of the children it has waited for."""
+    times = process.cpu_times()
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 class PeakRss:
@@ -185,9 +205,9 @@ async def submit_once(session: aiohttp.ClientSession, url: str, form: Form) -> f
 
 async def timed_submissions(
     relay: RelayServer, count: int, concurrency: int, payload: bytes
-) -> tuple[list[float], float, int]:
+) -> tuple[Timed, int]:
     """``count`` submissions, ``concurrency`` at a time, each connection kept alive
-    (as a browser does between pages): (latencies, elapsed seconds, server peak RSS)."""
+    (as a browser does between pages): (their timing, the server's peak RSS)."""
     semaphore = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=3600)
@@ -200,19 +220,21 @@ async def timed_submissions(
                 return await submit_once(session, relay.url + "/submit", form)
 
         assert relay.proc is not None
+        server = psutil.Process(relay.proc.pid)
+        cpu_before = cpu_seconds(server)
         with PeakRss(relay.proc.pid) as rss:
             started = time.perf_counter()
             latencies = await asyncio.gather(*(one() for _ in range(count)))
             elapsed = time.perf_counter() - started
-    return list(latencies), elapsed, rss.peak
+        cpu = cpu_seconds(server) - cpu_before
+    return Timed(list(latencies), elapsed, cpu), rss.peak
 
 
 async def run_tiprelay(relay: RelayServer, scenario: Scenario, payload: bytes) -> Result:
     """``count`` submissions, ``concurrency`` at a time, to one relay."""
-    latencies, elapsed, peak_rss = await timed_submissions(
-        relay, scenario.count, scenario.concurrency, payload
-    )
-    result = summarize(latencies, elapsed)
+    timed, peak_rss = await timed_submissions(relay, scenario.count, scenario.concurrency,
+                                              payload)
+    result = summarize(timed.latencies, timed.elapsed)
     result.peak_rss = peak_rss
     return result
 
@@ -249,9 +271,8 @@ async def stream_one_gib(relay: RelayServer) -> tuple[float, int]:
 
 
 def timed_sealing(store: SubmissionStore, recipients: list[Recipient], count: int,
-                  concurrency: int, payload: bytes) -> tuple[list[float], float]:
-    """``seal_submission`` on its own, in threads, as the server's workers run it:
-    (latencies, elapsed seconds)."""
+                  concurrency: int, payload: bytes) -> Timed:
+    """``seal_submission`` on its own, in threads, as the server's workers run it."""
 
     def one(_: int) -> float:
         started = time.perf_counter()
@@ -262,19 +283,21 @@ def timed_sealing(store: SubmissionStore, recipients: list[Recipient], count: in
         seal_submission(store, recipients, submission)
         return time.perf_counter() - started
 
+    this_process = psutil.Process()
+    cpu_before = cpu_seconds(this_process)
     with ThreadPoolExecutor(concurrency) as pool:
         started = time.perf_counter()
         latencies = list(pool.map(one, range(count)))
         elapsed = time.perf_counter() - started
-    return latencies, elapsed
+    return Timed(latencies, elapsed, cpu_seconds(this_process) - cpu_before)
 
 
 def run_sealing_only(store: SubmissionStore, recipient: str, scenario: Scenario,
                      payload: bytes) -> Result:
     """Sealing alone to the relay's one age reviewer."""
-    latencies, elapsed = timed_sealing(store, [X25519Recipient.parse(recipient)],
-                                       scenario.count, scenario.concurrency, payload)
-    return summarize(latencies, elapsed)
+    timed = timed_sealing(store, [X25519Recipient.parse(recipient)],
+                          scenario.count, scenario.concurrency, payload)
+    return summarize(timed.latencies, timed.elapsed)
 
 
 # --- the SecureDrop-style baseline ---------------------------------------------------
@@ -336,8 +359,8 @@ def run_gpg(gpg: gnupg.GPG, fingerprint: str, scenario: Scenario, payload: bytes
 # --- OpenPGP reviewers --------------------------------------------------------------
 
 TEAMS = ("age", "openpgp")  # three age reviewers; one OpenPGP and two age reviewers
-# Each team gets half its count in turn: age, OpenPGP, OpenPGP, age.
-INTERLEAVED = ("age", "openpgp", "openpgp", "age")
+# Each team's count in four parts, in turn: age, OpenPGP, OpenPGP, age, twice.
+INTERLEAVED = ("age", "openpgp", "openpgp", "age") * 2
 OPENPGP_PAYLOADS = ("4 KiB", "1 MiB")
 
 
@@ -368,18 +391,20 @@ class OpenPGPFigures:
     wraps: list[tuple[str, WrapCost]]
 
 
-def interleaved(run_part: Callable[[str, int], tuple[list[float], float]],
-                count: int) -> Comparison:
-    """``count`` runs for each team, in halves: age, OpenPGP, OpenPGP, age."""
-    latencies: dict[str, list[float]] = {team: [] for team in TEAMS}
-    elapsed = dict.fromkeys(TEAMS, 0.0)
-    for position, team in enumerate(INTERLEAVED):
-        first_half = INTERLEAVED.index(team) == position
-        part_latencies, part_elapsed = run_part(team, count // 2 if first_half
-                                                else count - count // 2)
-        latencies[team] += part_latencies
-        elapsed[team] += part_elapsed
-    return Comparison(*(summarize(latencies[team], elapsed[team]) for team in TEAMS))
+def interleaved(run_part: Callable[[str, int], Timed], count: int) -> Comparison:
+    """``count`` runs for each team, in parts taken in turn (``INTERLEAVED``)."""
+    parts = INTERLEAVED.count(TEAMS[0])
+    timings: dict[str, list[Timed]] = {team: [] for team in TEAMS}
+    for team in INTERLEAVED:
+        part = count // parts + (len(timings[team]) < count % parts)
+        timings[team].append(run_part(team, part))
+    results = []
+    for team in TEAMS:
+        result = summarize([latency for t in timings[team] for latency in t.latencies],
+                           sum(t.elapsed for t in timings[team]))
+        result.cpu_per_item = sum(t.cpu for t in timings[team]) / count
+        results.append(result)
+    return Comparison(*results)
 
 
 def new_age_recipient() -> X25519Recipient:
@@ -440,13 +465,13 @@ def run_openpgp(base: Path, scenarios: tuple[Scenario, ...], wrap_count: int) ->
                   f"x {scenario.count} each...", flush=True)
 
             def by_http(team: str, count: int, scenario: Scenario = scenario,
-                        payload: bytes = payload) -> tuple[list[float], float]:
-                latencies, elapsed, _ = asyncio.run(
+                        payload: bytes = payload) -> Timed:
+                timed, _ = asyncio.run(
                     timed_submissions(relays[team], count, scenario.concurrency, payload))
-                return latencies, elapsed
+                return timed
 
             def sealing(team: str, count: int, scenario: Scenario = scenario,
-                        payload: bytes = payload) -> tuple[list[float], float]:
+                        payload: bytes = payload) -> Timed:
                 return timed_sealing(store, teams[team], count, scenario.concurrency, payload)
 
             rows.append((scenario, interleaved(by_http, scenario.count),
@@ -467,19 +492,28 @@ def run_openpgp(base: Path, scenarios: tuple[Scenario, ...], wrap_count: int) ->
     return OpenPGPFigures(rows, wraps)
 
 
+def milliseconds(seconds: float | None) -> float:
+    assert seconds is not None
+    return seconds * 1000
+
+
 def openpgp_lines(figures: OpenPGPFigures) -> Iterator[str]:
-    yield ("OpenPGP reviewers, no-JS intake: 1 OpenPGP (cv25519) + 2 age reviewers against "
-           "3 age reviewers, same run, interleaved:")
+    yield ("OpenPGP reviewers, no-JS intake: 1 OpenPGP (cv25519) + 2 age reviewers (+pgp) "
+           "against 3 age reviewers, same run, interleaved.")
+    yield ("CPU ms: per submission, of the server and its gpg children (HTTP) or of this "
+           "process and its gpg children (sealing alone).")
     yield (f"{'payload':>8} {'N':>4} {'conc':>4} | {'3 age/s':>7} {'+pgp/s':>7} {'ratio':>6} "
-           f"{'p50 ms':>7} {'+pgp p50':>8} | {'seal 3age':>9} {'seal +pgp':>9} {'ratio':>6} "
-           f"{'extra p50':>9}")
+           f"{'p50 ms':>7} {'+pgp p50':>8} {'CPU ms':>7} {'+pgp CPU':>8} | "
+           f"{'seal 3age':>9} {'seal +pgp':>9} {'ratio':>6} {'CPU ms':>7} {'+pgp CPU':>8}")
     for scenario, http, sealing in figures.rows:
         yield (f"{scenario.label:>8} {scenario.count:>4} {scenario.concurrency:>4} | "
                f"{http.age.per_second:>7.1f} {http.openpgp.per_second:>7.1f} "
                f"{http.ratio:>6.2f} {http.age.p50 * 1000:>7.1f} "
-               f"{http.openpgp.p50 * 1000:>8.1f} | {sealing.age.per_second:>9.1f} "
-               f"{sealing.openpgp.per_second:>9.1f} {sealing.ratio:>6.2f} "
-               f"{(sealing.openpgp.p50 - sealing.age.p50) * 1000:>6.1f} ms")
+               f"{http.openpgp.p50 * 1000:>8.1f} {milliseconds(http.age.cpu_per_item):>7.1f} "
+               f"{milliseconds(http.openpgp.cpu_per_item):>8.1f} | "
+               f"{sealing.age.per_second:>9.1f} {sealing.openpgp.per_second:>9.1f} "
+               f"{sealing.ratio:>6.2f} {milliseconds(sealing.age.cpu_per_item):>7.1f} "
+               f"{milliseconds(sealing.openpgp.cpu_per_item):>8.1f}")
     yield "The wrap alone, one at a time (wall p50; CPU of tiprelay and gpg, per wrap):"
     for label, cost in figures.wraps:
         yield (f"  {label:<17} {cost.wall_p50 * 1000:>7.2f} ms wall "
