@@ -41,7 +41,12 @@ PINENTRY_CURSES = "/usr/bin/pinentry-curses"
 VENV_BIN = Path(sys.executable).parent
 PLUGIN = str(VENV_BIN / "age-plugin-tiprelay")
 PLAINTEXT = b"evidence for the OpenPGP reviewer\n" * 100
-gpg_reviewer = support_openpgp.gpg_reviewer
+
+
+@pytest.fixture
+def gpg_reviewer() -> Iterator[GpgReviewer]:
+    with support_openpgp.gpg_reviewer_home() as reviewer:
+        yield reviewer
 
 
 # --- with the real age and gpg -------------------------------------------------------
