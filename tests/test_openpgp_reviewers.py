@@ -363,3 +363,23 @@ def test_an_upload_whose_openpgp_stanza_is_wrong_is_refused_and_nothing_is_store
     assert not any("--decrypt" in r.args for r in gpg_runs(flow.gpg_log))
     upload_sealed(flow.relay.url, valid)
     assert len(flow.relay.blob_paths()) == 1
+
+
+def test_reviewer_add_strips_who_vouched_for_the_key_and_shows_what_stays_public(
+    gpg_reviewer: GpgReviewer, tmp_path: Path
+) -> None:
+    friend = make_key(gpg_reviewer.home, "friend")
+    gpg_reviewer.gpg("--local-user", friend, "--quick-sign-key", gpg_reviewer.fingerprint)
+    given = tmp_path / "olga.asc"
+    given.write_bytes(gpg_reviewer.gpg("--export", "--armor", gpg_reviewer.fingerprint))
+    friend_key_id = friend[-16:]
+    assert friend_key_id.encode() in run_gpg(gpg_reviewer.home, "--list-packets",
+                                             input_bytes=given.read_bytes())
+    keys_dir = tmp_path / "keys"
+    added = tiprelay("reviewer", "add", "olga", "--openpgp-key", given, "--keys-dir", keys_dir)
+    assert "olga <olga@example.org>" in added.stdout
+    assert "can read this key and its user IDs" in added.stdout.replace("\n", " ")
+    stored = (keys_dir / f"{gpg_reviewer.fingerprint}.asc").read_bytes()
+    packets = run_gpg(gpg_reviewer.home, "--list-packets", input_bytes=stored)
+    assert friend_key_id.encode() not in packets
+    assert inspect_public_key(stored, "stored").fingerprint == gpg_reviewer.fingerprint
