@@ -5,6 +5,7 @@ page's own script, and, in Debian's Chromium with the JIT on and off (as at Tor
 Browser's "Safer" level), the time to import the wrapper and to wrap one file
 key for a reviewer's key: the first wrap (which reads the armored key) and the
 median of the next ones. Keys: ed25519 + cv25519 and RSA-3072, made by gpg.
+With the JIT off, also with WebCrypto's X25519 refused, as in Tor Browser 14.
 
 Run (after scripts/setup):
 
@@ -25,7 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from tests.support_browser import JITLESS_ARGS, launch_chromium  # noqa: E402
+from tests.support_browser import (  # noqa: E402
+    JITLESS_ARGS,
+    REFUSE_WEBCRYPTO_X25519,
+    launch_chromium,
+)
 from tests.support_openpgp import make_gpg_reviewer, remove_gpg_home  # noqa: E402
 from tests.support_server import running_relay  # noqa: E402
 
@@ -72,11 +77,21 @@ def main() -> None:
             sync_playwright() as playwright,
         ):
             print(f"\nChromium: import the wrapper, wrap a file key ({arguments.rounds} rounds)")
-            for label, flags in (("JIT on", []), ("JIT off", JITLESS_ARGS)):
+            runs = (
+                ("JIT on", [], False),
+                ("JIT off", JITLESS_ARGS, False),
+                # Tor Browser 14 at Safer: no JIT, and no X25519 in WebCrypto
+                # (Firefox ESR 128), so cv25519 runs on OpenPGP.js's pure-JS curve.
+                ("JIT off, no WebCrypto X25519", JITLESS_ARGS, True),
+            )
+            for label, flags, refuse_x25519 in runs:
                 browser = launch_chromium(playwright, flags)
                 try:
                     for kind, reviewer in reviewers.items():
-                        page = browser.new_page()
+                        context = browser.new_context()
+                        if refuse_x25519:
+                            context.add_init_script(REFUSE_WEBCRYPTO_X25519)
+                        page = context.new_page()
                         page.goto(relay.url + "/?lang=en")
                         result = page.evaluate(
                             MEASURE,
@@ -87,11 +102,11 @@ def main() -> None:
                                 "rounds": arguments.rounds,
                             },
                         )
-                        page.close()
+                        context.close()
                         first, *rest = result["times"]
                         median = statistics.median(rest) if rest else first
                         print(
-                            f"  {label:8} {kind:8} import {result['load']:7.1f} ms   "
+                            f"  {label:29} {kind:8} import {result['load']:7.1f} ms   "
                             f"first wrap {first:7.1f} ms   then {median:6.1f} ms (median)"
                         )
                 finally:

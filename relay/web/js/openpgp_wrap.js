@@ -22,7 +22,7 @@ import {
   readKeys,
   readMessage,
   SymEncryptedIntegrityProtectedDataPacket,
-} from "openpgp";
+} from "openpgp/lightweight";
 
 const FILE_KEY_BYTES = 16;
 // relay/crypto/openpgp_packets.py MAX_MESSAGE_BYTES: the relay refuses more.
