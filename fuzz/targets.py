@@ -40,7 +40,7 @@ from relay.crypto.identities import X25519Identity
 from relay.errors import ContainerError
 from relay.server import submit, uploads
 from relay.server.problems import SourceProblem
-from relay.server.upload_check import UploadRejected, check_sealed_upload
+from relay.server.upload_check import ExpectedRecipients, UploadRejected, check_sealed_upload
 
 MAX_INPUT_BYTES = 64 * 1024
 """libFuzzer's -max_len for every target: enough for several tar entries or a
@@ -163,7 +163,7 @@ def upload_check(data: bytes) -> None:
     path = _scratch_dir("upload") / "upload"
     path.write_bytes(data)
     try:
-        check_sealed_upload(path, reviewer_count=1 + len(data) % 3)
+        check_sealed_upload(path, ExpectedRecipients(1 + len(data) % 3, {}))
     except UploadRejected:
         return
 

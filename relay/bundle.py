@@ -39,7 +39,8 @@ from relay.conversation.reply import ReplyError, ReplyLimits, read_reply
 from relay.conversation.slots import DEFAULT_RING_SIZE, ring_tags, slot_of_reply
 from relay.crypto.decrypt import decrypt_bytes, open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
-from relay.crypto.identities import X25519Identity
+from relay.crypto.openpgp_gpg import GpgError
+from relay.crypto.unwrap import Identity
 from relay.errors import ContainerError
 from relay.files import HASH_CHUNK_BYTES, NotARegularFileError, open_regular_file
 from relay.manifest import (
@@ -178,7 +179,7 @@ def output_folder(out_dir: Path, info: SubmissionInfo) -> Path:
 def decrypt_bundle(
     bundle_dir: Path,
     out_dir: Path,
-    identities: Sequence[X25519Identity],
+    identities: Sequence[Identity],
     *,
     ring_size: int = DEFAULT_RING_SIZE,
     reply_limits: ReplyLimits | None = None,
@@ -210,7 +211,7 @@ def decrypt_bundle(
 def _decrypt_replies(
     bundle_dir: Path,
     out_dir: Path,
-    identities: Sequence[X25519Identity],
+    identities: Sequence[Identity],
     ring_size: int,
     limits: ReplyLimits | None,
     report: BundleReport,
@@ -272,7 +273,7 @@ def _place_reply(
     info: ReplyInfo,
     thread: Thread,
     slot: int,
-    identities: Sequence[X25519Identity],
+    identities: Sequence[Identity],
     ring_size: int,
     limits: ReplyLimits,
 ) -> str | None:
@@ -293,6 +294,8 @@ def _place_reply(
         plaintext = decrypt_bytes(ciphertext, identities)
     except NoIdentityMatchError:
         return "it is not encrypted to this identity: it was not written to this team"
+    except GpgError:
+        raise  # the reviewer's gpg, not this reply: stop and say why
     except AgeError as exc:
         return f"it is damaged ({exc})"
     try:
@@ -328,7 +331,7 @@ def _place_reply(
 
 
 def _decrypt_one(
-    bundle_dir: Path, out_dir: Path, info: SubmissionInfo, identities: Sequence[X25519Identity]
+    bundle_dir: Path, out_dir: Path, info: SubmissionInfo, identities: Sequence[Identity]
 ) -> SubmissionOutcome:
     folder = output_folder(out_dir, info)
     existing = find_tip_folder(out_dir, folder.name)
@@ -358,6 +361,8 @@ def _decrypt_one(
             if hashing.finish_digest() != info.sha256:  # a damaged stanza looks foreign too
                 return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
             return SubmissionOutcome(info, NOT_FOR_IDENTITY, detail=_not_for_me_detail())
+        except GpgError:
+            raise  # a wrong PIN or an absent card is not damage: stop and say why
         except AgeError as exc:
             damaged_in_transit = hashing.finish_digest() != info.sha256
             return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(damaged_in_transit, exc))

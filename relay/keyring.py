@@ -6,6 +6,12 @@
     age_recipient = "age1..."                 # every submission is encrypted to it
     api_key = "ed25519:<base64 of 32 bytes>"  # optional; signs reviewer API requests
 
+A reviewer who holds an OpenPGP key (often on a smartcard) has, instead of
+``age_recipient``, ``openpgp_fingerprint = "<40 hex digits>"``, and their
+ASCII-armored public key beside it in ``keys/<FINGERPRINT>.asc``. Each such
+key is checked with gpg (relay.crypto.openpgp_keys): secret, revoked, expired,
+without an encryption subkey or of a weak algorithm, it is refused by name.
+
 Beside them, ``keys/conversation-salt`` is the relay's public conversation
 salt (see relay.conversation_salt); it is not a reviewer.
 
@@ -23,23 +29,30 @@ import binascii
 import os
 import re
 import secrets
+import shutil
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from relay.conversation_salt import SALT_FILE_NAME
 from relay.crypto.errors import KeyFormatError
-from relay.crypto.recipients import X25519Recipient
+from relay.crypto.openpgp_gpg import FINGERPRINT, GpgError
+from relay.crypto.openpgp_keys import OpenPGPKeyError, OpenPGPPublicKey, inspect_public_key
+from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring
+from relay.crypto.recipients import Recipient, X25519Recipient
 from relay.errors import KeyringError
+from relay.fingerprint import recipient_set_fingerprint
 
 REVIEWER_NAME = re.compile(r"[a-z0-9_-]{1,64}")
 API_KEY_PREFIX = "ed25519:"
 API_KEY_SIZE = 32
 REVIEWER_FILE_SUFFIX = ".toml"
+OPENPGP_KEY_SUFFIX = ".asc"
+OPENPGP_PREFIX = "openpgp:"
 # keys/ holds a few small text files; these bound the cost of a bad folder.
 MAX_FILE_BYTES = 64 * 1024
 MAX_FILES = 1000
-_FIELDS = frozenset({"name", "age_recipient", "api_key"})
+_FIELDS = frozenset({"name", "age_recipient", "openpgp_fingerprint", "api_key"})
 
 # (what it looks like, pattern), searched case-insensitively in every file's bytes.
 _PRIVATE_MATERIAL: tuple[tuple[str, re.Pattern[bytes]], ...] = tuple(
@@ -66,11 +79,25 @@ _PRIVATE_MATERIAL: tuple[tuple[str, re.Pattern[bytes]], ...] = tuple(
 
 @dataclass(frozen=True)
 class Reviewer:
-    """One reviewer: who can decrypt (age recipient) and who may use the API (api_key)."""
+    """One reviewer: who can decrypt (an age recipient or an OpenPGP key, exactly one of
+    them) and who may use the API (api_key)."""
 
     name: str
-    age_recipient: X25519Recipient
+    age_recipient: X25519Recipient | None
     api_key: bytes | None
+    openpgp_key: OpenPGPPublicKey | None = None
+
+    def __post_init__(self) -> None:
+        if (self.age_recipient is None) == (self.openpgp_key is None):
+            raise ValueError("a reviewer has exactly one of an age recipient and an OpenPGP key")
+
+    @property
+    def recipient(self) -> str:
+        """What this reviewer is encrypted to, as the recipient set lists it:
+        ``age1...`` or ``openpgp:<FINGERPRINT>``."""
+        if self.openpgp_key is not None:
+            return OPENPGP_PREFIX + self.openpgp_key.fingerprint
+        return str(self.age_recipient)
 
 
 @dataclass(frozen=True)
@@ -80,9 +107,37 @@ class Keyring:
     reviewers: tuple[Reviewer, ...]
 
     @property
-    def recipients(self) -> list[X25519Recipient]:
-        """Every reviewer's age recipient: each submission is encrypted to all of them."""
-        return [reviewer.age_recipient for reviewer in self.reviewers]
+    def recipients(self) -> list[str]:
+        """The recipient set: every reviewer's ``age1...`` or ``openpgp:<FINGERPRINT>``."""
+        return [reviewer.recipient for reviewer in self.reviewers]
+
+    @property
+    def age_recipients(self) -> list[X25519Recipient]:
+        """The age reviewers' recipients."""
+        return [r.age_recipient for r in self.reviewers if r.age_recipient is not None]
+
+    @property
+    def openpgp_keys(self) -> list[OpenPGPPublicKey]:
+        """The OpenPGP reviewers' checked public keys."""
+        return [r.openpgp_key for r in self.reviewers if r.openpgp_key is not None]
+
+    def openpgp_encryption_key_ids(self) -> dict[str, frozenset[str]]:
+        """For each OpenPGP reviewer's fingerprint, the key ids a message to them may name."""
+        return {key.fingerprint: key.encryption_key_ids for key in self.openpgp_keys}
+
+    def recipients_document(self) -> dict[str, object]:
+        """What a browser needs to encrypt to this keyring (``GET /api/v1/recipients``).
+
+        ``recipients`` is the set, ``fingerprint`` its recipient-set
+        fingerprint (relay.fingerprint), and ``openpgp_keys`` maps each OpenPGP
+        reviewer's fingerprint to their armored public key (empty without any).
+        """
+        recipients = self.recipients
+        return {
+            "recipients": recipients,
+            "fingerprint": recipient_set_fingerprint(recipients),
+            "openpgp_keys": {key.fingerprint: key.armored for key in self.openpgp_keys},
+        }
 
     def reviewer_for_api_key_id(self, key_id: str) -> Reviewer | None:
         """The reviewer named ``key_id`` if they have an API key; otherwise None."""
@@ -158,7 +213,26 @@ def _decode_api_key(path: Path, value: object) -> bytes:
     return key
 
 
-def _parse_reviewer(path: Path, content: bytes) -> Reviewer:
+def _openpgp_key_of(
+    path: Path, value: object, keys: dict[str, tuple[Path, OpenPGPPublicKey]]
+) -> OpenPGPPublicKey:
+    if not isinstance(value, str) or not FINGERPRINT.fullmatch(value):
+        raise KeyringError(
+            f"{path}: openpgp_fingerprint must be the key's 40-digit fingerprint in upper "
+            "case, without spaces (gpg --with-colons --fingerprint shows it)."
+        )
+    if value not in keys:
+        raise KeyringError(
+            f"{path}: the OpenPGP public key {value} is missing: export it with "
+            f"`gpg --export --armor {value} > {path.parent / (value + OPENPGP_KEY_SUFFIX)}` "
+            "(or use tiprelay reviewer add --openpgp-key FILE)."
+        )
+    return keys[value][1]
+
+
+def _parse_reviewer(
+    path: Path, content: bytes, openpgp_keys: dict[str, tuple[Path, OpenPGPPublicKey]]
+) -> Reviewer:
     try:
         table = tomllib.loads(content.decode("utf-8"))
     except tomllib.TOMLDecodeError as exc:
@@ -167,7 +241,7 @@ def _parse_reviewer(path: Path, content: bytes) -> Reviewer:
     if unknown:
         raise KeyringError(
             f"{path}: unknown key(s) {', '.join(unknown)}; "
-            "a reviewer file has only name, age_recipient and api_key."
+            "a reviewer file has only name, age_recipient or openpgp_fingerprint, and api_key."
         )
     name = table.get("name")
     if not isinstance(name, str) or not REVIEWER_NAME.fullmatch(name):
@@ -177,15 +251,38 @@ def _parse_reviewer(path: Path, content: bytes) -> Reviewer:
             f'{path}: name "{name}" does not match the file name; '
             f"the file of reviewer {name} must be named {name}{REVIEWER_FILE_SUFFIX}."
         )
+    api_key = _decode_api_key(path, table["api_key"]) if "api_key" in table else None
+    if "age_recipient" in table and "openpgp_fingerprint" in table:
+        raise KeyringError(
+            f"{path}: a reviewer has either age_recipient or openpgp_fingerprint, not both; "
+            "make two reviewers if one person holds both kinds of key."
+        )
+    if "openpgp_fingerprint" in table:
+        key = _openpgp_key_of(path, table["openpgp_fingerprint"], openpgp_keys)
+        return Reviewer(name=name, age_recipient=None, api_key=api_key, openpgp_key=key)
     recipient_text = table.get("age_recipient")
     if not isinstance(recipient_text, str):
-        raise KeyringError(f'{path}: age_recipient ("age1...") is missing.')
+        raise KeyringError(
+            f'{path}: age_recipient ("age1...") or openpgp_fingerprint is missing.'
+        )
     try:
         recipient = X25519Recipient.parse(recipient_text)
     except KeyFormatError as exc:
         raise KeyringError(f"{path}: age_recipient is not an age recipient: {exc}") from None
-    api_key = _decode_api_key(path, table["api_key"]) if "api_key" in table else None
     return Reviewer(name=name, age_recipient=recipient, api_key=api_key)
+
+
+def openpgp_key_file_of(reviewer_file: Path) -> Path | None:
+    """The ``<FINGERPRINT>.asc`` a reviewer file names, if it names one (unchecked)."""
+    try:
+        with reviewer_file.open("rb") as handle:
+            table = tomllib.loads(handle.read(MAX_FILE_BYTES).decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    fingerprint = table.get("openpgp_fingerprint")
+    if not isinstance(fingerprint, str) or not FINGERPRINT.fullmatch(fingerprint):
+        return None
+    return reviewer_file.parent / (fingerprint + OPENPGP_KEY_SUFFIX)
 
 
 def _refuse_shared_keys(reviewers: list[tuple[Path, Reviewer]]) -> None:
@@ -194,6 +291,7 @@ def _refuse_shared_keys(reviewers: list[tuple[Path, Reviewer]]) -> None:
         for label, key in (
             ("name", ("name", reviewer.name)),
             ("age recipient", ("age", reviewer.age_recipient)),
+            ("OpenPGP key", ("openpgp", reviewer.openpgp_key and reviewer.openpgp_key.fingerprint)),
             ("api_key", ("api", reviewer.api_key)),
         ):
             if key[1] is None:
@@ -206,29 +304,62 @@ def _refuse_shared_keys(reviewers: list[tuple[Path, Reviewer]]) -> None:
             seen[key] = path
 
 
-def _load_reviewers(keys_dir: Path) -> list[Reviewer]:
+def _load_openpgp_key(path: Path, content: bytes, scratch: Path | None) -> OpenPGPPublicKey:
+    try:
+        key = inspect_public_key(content, str(path), scratch=scratch)
+    except OpenPGPKeyError as exc:
+        raise KeyringError(str(exc)) from None
+    except GpgError as exc:
+        raise KeyringError(f"{path} could not be checked: {exc}") from None
+    if path.name != key.fingerprint + OPENPGP_KEY_SUFFIX:
+        raise KeyringError(
+            f"{path} holds OpenPGP key {key.fingerprint}; name the file "
+            f"{key.fingerprint}{OPENPGP_KEY_SUFFIX}."
+        )
+    return key
+
+
+def _load_reviewers(keys_dir: Path, scratch: Path | None = None) -> list[Reviewer]:
     if not keys_dir.is_dir():
         raise KeyringError(f"The keys folder {keys_dir} does not exist or is not a folder.")
     contents = _check_all_files(keys_dir)
-    parsed: list[tuple[Path, Reviewer]] = []
+    reviewer_files: list[Path] = []
+    openpgp_keys: dict[str, tuple[Path, OpenPGPPublicKey]] = {}
     for entry in sorted(keys_dir.iterdir()):
         if _is_ignored(entry.name) or entry.name == SALT_FILE_NAME:
             continue  # the salt is read by relay.conversation_salt
         if entry.is_dir():
             raise KeyringError(f"{entry} is a folder; the keys folder holds only files.")
+        if entry.name.endswith(OPENPGP_KEY_SUFFIX):
+            key = _load_openpgp_key(entry, contents[entry], scratch)
+            openpgp_keys[key.fingerprint] = (entry, key)
+            continue
         if not entry.name.endswith(REVIEWER_FILE_SUFFIX):
             raise KeyringError(
                 f"{entry} is not a reviewer file; the keys folder holds <name>.toml "
-                "files (and READMEs, and conversation-salt). Remove or rename it."
+                "files, <FINGERPRINT>.asc OpenPGP public keys, READMEs and "
+                "conversation-salt. Remove or rename it."
             )
-        parsed.append((entry, _parse_reviewer(entry, contents[entry])))
+        reviewer_files.append(entry)
+    parsed = [(p, _parse_reviewer(p, contents[p], openpgp_keys)) for p in reviewer_files]
     _refuse_shared_keys(parsed)
+    used = {r.openpgp_key.fingerprint for _, r in parsed if r.openpgp_key is not None}
+    for fingerprint, (path, _) in sorted(openpgp_keys.items()):
+        if fingerprint not in used:
+            raise KeyringError(
+                f"{path} is no reviewer's key: no <name>.toml has openpgp_fingerprint = "
+                f'"{fingerprint}". Add the reviewer or remove the file.'
+            )
     return [reviewer for _, reviewer in parsed]
 
 
-def load_keyring(keys_dir: Path) -> Keyring:
-    """Load and check every reviewer in ``keys_dir``; KeyringError names what is wrong."""
-    reviewers = _load_reviewers(keys_dir)
+def load_keyring(keys_dir: Path, *, scratch: Path | None = None) -> Keyring:
+    """Load and check every reviewer in ``keys_dir``; KeyringError names what is wrong.
+
+    gpg checks OpenPGP keys in throwaway homes made under ``scratch`` (the
+    system's temporary folder if None; the relay passes its data folder).
+    """
+    reviewers = _load_reviewers(keys_dir, scratch)
     if not reviewers:
         raise KeyringError(
             f"No reviewer in {keys_dir}: add one with `tiprelay reviewer add`. "
@@ -238,19 +369,41 @@ def load_keyring(keys_dir: Path) -> Keyring:
 
 
 def write_reviewer_file(
-    keys_dir: Path, name: str, age_recipient: X25519Recipient | str, api_key: bytes | None
+    keys_dir: Path,
+    name: str,
+    age_recipient: X25519Recipient | str | None,
+    api_key: bytes | None,
+    *,
+    openpgp_public_key: bytes | None = None,
 ) -> Path:
-    """Write ``keys_dir/<name>.toml``; refuses to overwrite or to share another's keys."""
+    """Write ``keys_dir/<name>.toml`` (and ``<FINGERPRINT>.asc`` for an OpenPGP reviewer).
+
+    Exactly one of ``age_recipient`` and ``openpgp_public_key`` (an armored
+    public key, checked with gpg first). Refuses to overwrite or to share
+    another reviewer's keys.
+    """
     if not REVIEWER_NAME.fullmatch(name):
         raise KeyringError("A reviewer name is 1-64 characters of a-z, 0-9, _ and -.")
-    try:
-        recipient = (
-            age_recipient
-            if isinstance(age_recipient, X25519Recipient)
-            else X25519Recipient.parse(age_recipient)
-        )
-    except KeyFormatError as exc:
-        raise KeyringError(f"Not an age recipient: {exc}") from None
+    if (age_recipient is None) == (openpgp_public_key is None):
+        raise KeyringError("A reviewer has either an age recipient or an OpenPGP key.")
+    recipient: X25519Recipient | None = None
+    openpgp_key: OpenPGPPublicKey | None = None
+    if age_recipient is not None:
+        try:
+            recipient = (
+                age_recipient
+                if isinstance(age_recipient, X25519Recipient)
+                else X25519Recipient.parse(age_recipient)
+            )
+        except KeyFormatError as exc:
+            raise KeyringError(f"Not an age recipient: {exc}") from None
+    if openpgp_public_key is not None:
+        try:
+            openpgp_key = inspect_public_key(openpgp_public_key, "The OpenPGP key")
+        except OpenPGPKeyError as exc:
+            raise KeyringError(str(exc)) from None
+        except GpgError as exc:
+            raise KeyringError(f"The OpenPGP key could not be checked: {exc}") from None
     if api_key is not None and len(api_key) != API_KEY_SIZE:
         raise KeyringError(f"An API key is a {API_KEY_SIZE}-byte Ed25519 public key.")
     keys_dir.mkdir(parents=True, exist_ok=True)
@@ -258,16 +411,25 @@ def write_reviewer_file(
     if target.exists():
         raise KeyringError(f"{target} already exists; remove it first to replace this reviewer.")
     existing = _load_reviewers(keys_dir)
-    new = Reviewer(name=name, age_recipient=recipient, api_key=api_key)
+    new = Reviewer(name=name, age_recipient=recipient, api_key=api_key, openpgp_key=openpgp_key)
     others = [(keys_dir / (r.name + REVIEWER_FILE_SUFFIX), r) for r in existing]
     _refuse_shared_keys([*others, (target, new)])
     lines = [
         f"# tiprelay reviewer {name}: public keys only. Never put a secret key in this folder.",
         f'name = "{name}"',
-        f'age_recipient = "{recipient}"',
     ]
+    if openpgp_key is not None:
+        lines.append(f'openpgp_fingerprint = "{openpgp_key.fingerprint}"')
+        key_file = keys_dir / (openpgp_key.fingerprint + OPENPGP_KEY_SUFFIX)
+        if key_file.exists():
+            raise KeyringError(f"{key_file} already exists; remove it first.")
+    else:
+        lines.append(f'age_recipient = "{recipient}"')
     if api_key is not None:
         lines.append(f'api_key = "{API_KEY_PREFIX}{base64.b64encode(api_key).decode()}"')
+    if openpgp_key is not None:
+        # The key first: a reviewer file naming a missing key would stop the relay.
+        _write_new_file(key_file, openpgp_key.armored.encode("ascii"))
     _write_new_file(target, ("\n".join(lines) + "\n").encode())
     return target
 
@@ -298,19 +460,65 @@ def _write_new_file(target: Path, content: bytes) -> None:
 
 
 class KeyringHolder:
-    """The current keyring, replaced only by a valid new one (reload on SIGHUP)."""
+    """The current keyring, replaced only by a valid new one (reload on SIGHUP).
 
-    def __init__(self, keys_dir: Path) -> None:
+    With OpenPGP reviewers it also holds the gpg home that wraps to them
+    (relay.crypto.openpgp_recipient.PublicKeyring), made under ``gpg_folder``
+    (inside the relay's data folder) afresh at start and at every reload. The
+    previous home is kept until the next reload, for submissions being sealed
+    while the keys change.
+    """
+
+    def __init__(self, keys_dir: Path, gpg_folder: Path | None = None) -> None:
         self.keys_dir = keys_dir
-        self._current = load_keyring(keys_dir)
+        self._gpg_folder = gpg_folder
+        if gpg_folder is not None:
+            shutil.rmtree(gpg_folder, ignore_errors=True)  # homes of an earlier run
+            gpg_folder.mkdir(mode=0o700, parents=True)
+        self._previous: PublicKeyring | None = None
+        self._current, self._public_keyring = self._load()
+
+    def _load(self) -> tuple[Keyring, PublicKeyring | None]:
+        keyring = load_keyring(self.keys_dir, scratch=self._gpg_folder)
+        if not keyring.openpgp_keys:
+            return keyring, None
+        if self._gpg_folder is None:
+            raise KeyringError("OpenPGP reviewers need a folder for the relay's gpg home.")
+        home = self._gpg_folder / f"home-{secrets.token_hex(4)}"
+        try:
+            return keyring, PublicKeyring(home, keyring.openpgp_keys)
+        except GpgError as exc:
+            shutil.rmtree(home, ignore_errors=True)
+            raise KeyringError(f"The relay's gpg home could not be made: {exc}") from None
 
     @property
     def current(self) -> Keyring:
         """The keyring in force."""
         return self._current
 
+    def sealing_recipients(self) -> list[Recipient]:
+        """What a submission sealed on the server is encrypted to: every reviewer."""
+        recipients: list[Recipient] = []
+        for reviewer in self._current.reviewers:
+            if reviewer.openpgp_key is not None:
+                assert self._public_keyring is not None  # made with the keyring
+                recipients.append(OpenPGPRecipient(reviewer.openpgp_key, self._public_keyring))
+            elif reviewer.age_recipient is not None:
+                recipients.append(reviewer.age_recipient)
+        return recipients
+
     def reload(self) -> Keyring:
         """Load keys_dir again; on KeyringError the old keyring stays and the error is raised."""
-        new = load_keyring(keys_dir=self.keys_dir)
-        self._current = new
+        new, public_keyring = self._load()
+        if self._previous is not None:
+            self._previous.close()
+        self._previous = self._public_keyring
+        self._current, self._public_keyring = new, public_keyring
         return new
+
+    def close(self) -> None:
+        """Remove the gpg homes (at a clean stop)."""
+        for keyring in (self._previous, self._public_keyring):
+            if keyring is not None:
+                keyring.close()
+        self._previous = self._public_keyring = None

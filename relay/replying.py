@@ -27,7 +27,7 @@ from relay.bundle import decrypt_bundle
 from relay.conversation.reply import build_reply, read_reply
 from relay.conversation.slots import delete_token, delete_token_hash, slot_of_reply, slot_tag
 from relay.crypto.encrypt import encrypt_bytes
-from relay.crypto.identities import X25519Identity
+from relay.crypto.unwrap import Identity
 from relay.manifest import read_reply_state
 from relay.outbox import (
     EMPTY_SLOT,
@@ -61,7 +61,7 @@ class ReplyWritten:
 def write_reply(
     bundle_dir: Path,
     out_dir: Path,
-    identities: Sequence[X25519Identity],
+    identities: Sequence[Identity],
     *,
     submission_id: str,
     message: str,

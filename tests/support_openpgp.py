@@ -5,7 +5,7 @@ limited in length) and answers passphrase prompts through gpg's loopback
 pinentry, from a file named in its gpg.conf: no terminal, no pinentry program.
 Every agent a home started is killed, and the home removed, when the test ends.
 
-    def test_something(gpg_reviewer: GpgReviewer) -> None:
+    with gpg_reviewer_home() as gpg_reviewer:
         gpg_reviewer.public_key        # armored public key, what keys/ holds
         gpg_reviewer.fingerprint       # 40 upper-case hex digits
         gpg_reviewer.environment()     # os.environ with GNUPGHOME set to the home
@@ -13,6 +13,7 @@ Every agent a home started is killed, and the home removed, when the test ends.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -20,8 +21,6 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 from tests.support_process import default_signal_dispositions
 
@@ -135,21 +134,86 @@ def remove_gpg_home(home: Path) -> None:
     shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture
-def gpg_reviewer() -> Iterator[GpgReviewer]:
-    """A reviewer whose key (ed25519 + cv25519) is in a test gpg home."""
-    reviewer = make_gpg_reviewer()
+@contextlib.contextmanager
+def gpg_reviewer_home(name: str = "olga", kind: str = "cv25519") -> Iterator[GpgReviewer]:
+    """A reviewer whose key (ed25519 + cv25519 by default) is in a test gpg home,
+    removed (agents killed) when the block ends. A test module makes its fixture::
+
+        @pytest.fixture
+        def gpg_reviewer() -> Iterator[GpgReviewer]:
+            with gpg_reviewer_home() as reviewer:
+                yield reviewer
+    """
+    reviewer = make_gpg_reviewer(name, kind)
     try:
         yield reviewer
     finally:
         remove_gpg_home(reviewer.home)
 
 
-@pytest.fixture
-def gpg_home() -> Iterator[Path]:
-    """An empty test gpg home with loopback pinentry."""
-    home = new_gpg_home()
-    try:
-        yield home
-    finally:
-        remove_gpg_home(home)
+def add_openpgp_reviewer(
+    keys_dir: Path, name: str, reviewer: GpgReviewer, api_key_text: str | None = None
+) -> None:
+    """``keys/<name>.toml`` naming the key, and ``keys/<FINGERPRINT>.asc``, as an operator
+    would write them by hand (``tiprelay reviewer add --openpgp-key`` writes the same)."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    (keys_dir / f"{reviewer.fingerprint}.asc").write_bytes(reviewer.public_key)
+    lines = [f'name = "{name}"', f'openpgp_fingerprint = "{reviewer.fingerprint}"']
+    if api_key_text is not None:
+        lines.append(f'api_key = "{api_key_text}"')
+    (keys_dir / f"{name}.toml").write_text("\n".join(lines) + "\n")
+
+
+# The log folder is written into the shim: the relay gives gpg an environment of
+# its own. Only the runs that read data have their stdin copied (the others may
+# be started with a stdin nobody closes).
+GPG_SHIM = """#!/bin/bash
+# Records what each gpg run is given and gives back, then runs the real gpg.
+set -o pipefail
+record="{log}/$$.$RANDOM"
+printf '%s\\n' "$@" > "$record.args"
+case " $* " in
+  *" --encrypt "*|*" --decrypt "*|*" --import "*)
+    tee "$record.stdin" | /usr/bin/gpg "$@" | tee "$record.stdout" ;;
+  *)
+    : > "$record.stdin"
+    /usr/bin/gpg "$@" | tee "$record.stdout" ;;
+esac
+"""
+
+
+@dataclass(frozen=True)
+class GpgRun:
+    """One run of gpg through the shim: its arguments, stdin and stdout."""
+
+    args: list[str]
+    stdin: bytes
+    stdout: bytes
+
+
+def install_gpg_shim(folder: Path) -> tuple[dict[str, str], Path]:
+    """A ``gpg`` on a PATH that records every run in a log folder; (environment, log)."""
+    bin_dir = folder / "shim-bin"
+    log = folder / "shim-log"
+    bin_dir.mkdir(parents=True)
+    log.mkdir()
+    shim = bin_dir / "gpg"
+    shim.write_text(GPG_SHIM.format(log=log))
+    shim.chmod(0o755)
+    environment = {"PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    return environment, log
+
+
+def gpg_runs(log: Path) -> list[GpgRun]:
+    """Every gpg run the shim recorded."""
+    runs = []
+    for args_file in sorted(log.glob("*.args")):
+        stem = args_file.with_suffix("")
+        runs.append(
+            GpgRun(
+                args=args_file.read_text().splitlines(),
+                stdin=stem.with_suffix(stem.suffix + ".stdin").read_bytes(),
+                stdout=stem.with_suffix(stem.suffix + ".stdout").read_bytes(),
+            )
+        )
+    return runs

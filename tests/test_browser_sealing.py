@@ -265,11 +265,16 @@ def test_an_upload_the_relay_refuses_shows_a_clear_message_in_the_page_language(
         original = json.dumps(
             {
                 "fingerprint": recipient_set_fingerprint([relay.recipient]),
+                "openpgp_keys": {},
                 "recipients": [relay.recipient],
             }
         )
         replaced = json.dumps(
-            {"fingerprint": recipient_set_fingerprint(tampered), "recipients": tampered}
+            {
+                "fingerprint": recipient_set_fingerprint(tampered),
+                "openpgp_keys": {},
+                "recipients": tampered,
+            }
         )
         body = response.text()
         assert original in body

@@ -57,7 +57,8 @@ def test_valid_reviewers_load_sorted_with_recipients_and_api_keys(keys: Path):
     (keys / "bob.toml").write_text(reviewer_toml("bob", bob_recipient))
     keyring = load_keyring(keys)
     assert [r.name for r in keyring.reviewers] == ["alice", "bob"]
-    assert all(isinstance(r, X25519Recipient) for r in keyring.recipients)
+    assert all(isinstance(r, X25519Recipient) for r in keyring.age_recipients)
+    assert keyring.recipients == [str(r) for r in keyring.age_recipients]
     assert str(keyring.recipients[1]) == bob_recipient
     alice = keyring.reviewer_for_api_key_id("alice")
     assert alice is not None and alice.api_key is not None and len(alice.api_key) == 32

@@ -413,6 +413,7 @@ def test_recipients_api_returns_the_recipients_and_their_fingerprint(relay: Rela
     assert json.loads(body) == {
         "recipients": [relay.recipient],
         "fingerprint": recipient_set_fingerprint([relay.recipient]),
+        "openpgp_keys": {},
     }
 
 

@@ -17,9 +17,9 @@ from relay.cli.common import atomic_output, fail, no_core_dumps, passphrase_read
 from relay.crypto.decrypt import decrypt_stream
 from relay.crypto.encrypt import encrypt_stream
 from relay.crypto.errors import KeyFormatError
-from relay.crypto.identities import X25519Identity
 from relay.crypto.identity_file import load_identity_file
 from relay.crypto.recipients import X25519Recipient, parse_recipient
+from relay.crypto.unwrap import Identity
 
 
 @contextlib.contextmanager
@@ -79,8 +79,15 @@ def encrypt(recipient_texts: tuple[str, ...], recipient_files: tuple[Path, ...],
             encrypt_stream(src, dst, recipients, armor=armor)
 
 
-def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> list[X25519Identity]:
-    """Every identity in these files; a passphrase is asked (once) only if needed."""
+def load_identities(
+    paths: tuple[Path, ...],
+    passphrase_file: Path | None,
+    *,
+    gpg: bool = False,
+    gpg_home: Path | None = None,
+) -> list[Identity]:
+    """Every identity in these files, and the reviewer's gpg if asked for; a
+    passphrase is asked (once) only if needed."""
     ask = passphrase_reader(passphrase_file, "Passphrase for the identity file: ")
     cached: list[bytes] = []
 
@@ -89,16 +96,20 @@ def load_identities(paths: tuple[Path, ...], passphrase_file: Path | None) -> li
             cached.append(ask())
         return cached[0]
 
-    identities: list[X25519Identity] = []
+    identities: list[Identity] = []
     for path in paths:
         identities.extend(load_identity_file(path, ask_once))
+    if gpg:
+        from relay.crypto.openpgp_identity import GpgIdentity
+
+        identities.append(GpgIdentity(gpg_home))
     return identities
 
 
 def _decrypt_bundle(
     bundle_dir: Path,
     out_dir: Path,
-    identities: list[X25519Identity],
+    identities: list[Identity],
     ring_size: int,
     scrub: bool,
 ) -> int:
@@ -125,9 +136,14 @@ def _decrypt_bundle(
 
 
 @click.command()
-@click.option("-i", "--identity", "identity_paths", multiple=True, required=True,
+@click.option("-i", "--identity", "identity_paths", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Identity file (AGE-SECRET-KEY-1..., or passphrase-protected).")
+@click.option("--gpg", "use_gpg", is_flag=True,
+              help="Open OpenPGP reviewers' stanzas with your own gpg (its agent, "
+                   "pinentry and smartcard, as set up); instead of or besides -i.")
+@click.option("--gpg-homedir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With --gpg: this gpg home instead of your usual one.")
 @click.option("-o", "--output", type=click.Path(path_type=Path),
               help="Output file (all or nothing); for a bundle, the output folder.")
 @click.option("--passphrase-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -139,7 +155,8 @@ def _decrypt_bundle(
               help="Reply slots per conversation: the relay's reply_ring_size.")
 @click.argument("input_path", metavar="[IN | BUNDLE_DIR]", required=False,
                 type=click.Path(exists=True, path_type=Path))
-def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_file: Path | None,
+def decrypt(identity_paths: tuple[Path, ...], use_gpg: bool, gpg_homedir: Path | None,
+            output: Path | None, passphrase_file: Path | None,
             scrub: bool, ring_size: int, input_path: Path | None) -> None:
     """Decrypt an age file, or every submission in a pulled bundle.
 
@@ -148,10 +165,17 @@ def decrypt(identity_paths: tuple[Path, ...], output: Path | None, passphrase_fi
       tiprelay decrypt -i reviewer.identity -o tip.tar tip.age
       tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR
       tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR --scrub
+      tiprelay decrypt --gpg BUNDLE_DIR -o OUT_DIR     (an OpenPGP reviewer)
     """
     no_core_dumps()  # before the identity or any plaintext is in memory
+    if not identity_paths and not use_gpg:
+        fail("Nothing to decrypt with.", "Pass -i IDENTITY_FILE, or --gpg for an OpenPGP key.")
+    if gpg_homedir is not None and not use_gpg:
+        fail("--gpg-homedir is used with --gpg.")
     with user_errors():
-        identities = load_identities(identity_paths, passphrase_file)
+        identities = load_identities(
+            identity_paths, passphrase_file, gpg=use_gpg, gpg_home=gpg_homedir
+        )
         if input_path is not None and input_path.is_dir():
             if output is None:
                 fail("Decrypting a bundle needs an output folder.", "Pass -o OUT_DIR.")

@@ -82,27 +82,57 @@ def reviewer() -> None:
 
 @reviewer.command("add")
 @click.argument("name")
-@click.option("--age-recipient", required=True, metavar="age1...", help="Their age recipient.")
+@click.option("--age-recipient", metavar="age1...", help="Their age recipient.")
+@click.option(
+    "--openpgp-key",
+    "openpgp_key_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="Instead of --age-recipient: their OpenPGP public key, ASCII-armored "
+    "(gpg --export --armor FINGERPRINT > FILE); the key may live on a smartcard.",
+)
 @click.option(
     "--api-key",
     metavar="ed25519:...",
     help="Their API key line from `tiprelay reviewer-key` (omit: no API access).",
 )
 @_keys_dir_option
-def add(name: str, age_recipient: str, api_key: str | None, keys_dir: Path) -> None:
+def add(
+    name: str,
+    age_recipient: str | None,
+    openpgp_key_path: Path | None,
+    api_key: str | None,
+    keys_dir: Path,
+) -> None:
     """Write keys/NAME.toml for a reviewer; submissions are then encrypted to them too.
 
+    A reviewer is an age recipient or an OpenPGP key: give exactly one of
+    --age-recipient and --openpgp-key. The OpenPGP key is checked with gpg and
+    copied to keys/FINGERPRINT.asc.
+
     \b
-    Example:
+    Examples:
       tiprelay reviewer add alice --age-recipient age1... --api-key ed25519:...
+      tiprelay reviewer add olga --openpgp-key olga.asc --api-key ed25519:...
     """
     from relay.keyring import write_reviewer_file
 
     _check_name(name)
-    try:
-        recipient = X25519Recipient.parse(age_recipient.strip())
-    except KeyFormatError as exc:
-        raise click.ClickException(f"--age-recipient is not an age1... recipient: {exc}") from None
+    if (age_recipient is None) == (openpgp_key_path is None):
+        raise click.ClickException(
+            "Give exactly one of --age-recipient age1... and --openpgp-key FILE."
+        )
+    recipient: X25519Recipient | None = None
+    openpgp_key: bytes | None = None
+    if age_recipient is not None:
+        try:
+            recipient = X25519Recipient.parse(age_recipient.strip())
+        except KeyFormatError as exc:
+            raise click.ClickException(
+                f"--age-recipient is not an age1... recipient: {exc}"
+            ) from None
+    if openpgp_key_path is not None:
+        openpgp_key = _read_openpgp_key(openpgp_key_path)
     try:
         public_key = parse_public_key(api_key.strip()) if api_key else None
     except KeyFormatError as exc:
@@ -115,11 +145,26 @@ def add(name: str, age_recipient: str, api_key: str | None, keys_dir: Path) -> N
         )
     keys_dir.mkdir(parents=True, exist_ok=True)
     try:
-        path = write_reviewer_file(keys_dir, name, recipient, public_key)
+        path = write_reviewer_file(
+            keys_dir, name, recipient, public_key, openpgp_public_key=openpgp_key
+        )
     except KeyringError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Added reviewer {name} ({path}). {_RELOAD_HINT}")
     _ensure_salt(keys_dir)
+
+
+def _read_openpgp_key(path: Path) -> bytes:
+    from relay.crypto.openpgp_keys import MAX_PUBLIC_KEY_BYTES
+
+    with path.open("rb") as handle:
+        data = handle.read(MAX_PUBLIC_KEY_BYTES + 1)
+    if len(data) > MAX_PUBLIC_KEY_BYTES:
+        raise click.ClickException(
+            f"{path} is larger than {MAX_PUBLIC_KEY_BYTES} bytes; export only the "
+            "reviewer's key: gpg --export --armor --export-options export-minimal FINGERPRINT"
+        )
+    return data
 
 
 def _ensure_salt(keys_dir: Path) -> None:
@@ -169,19 +214,24 @@ def remove(name: str, keys_dir: Path) -> None:
     Example:
       tiprelay reviewer remove alice
     """
+    from relay.keyring import openpgp_key_file_of
+
     _check_name(name)
     path = keys_dir / f"{name}.toml"
+    key_file = openpgp_key_file_of(path)
     try:
         path.unlink()
     except FileNotFoundError:
         raise click.ClickException(f"There is no reviewer named {name!r} in {keys_dir}.") from None
+    if key_file is not None:
+        key_file.unlink(missing_ok=True)
     click.echo(f"Removed reviewer {name}. {_RELOAD_HINT}")
 
 
 @reviewer.command("list")
 @_keys_dir_option
 def list_reviewers(keys_dir: Path) -> None:
-    """Show each reviewer: name, age recipient, API key.
+    """Show each reviewer: name, age recipient or OpenPGP key, API key.
 
     \b
     Example:
@@ -196,7 +246,7 @@ def list_reviewers(keys_dir: Path) -> None:
         raise click.ClickException(str(exc)) from None
     for entry in keyring.reviewers:
         api = format_public_key(entry.api_key) if entry.api_key else "(no API key)"
-        click.echo(f"{entry.name}\t{entry.age_recipient}\t{api}")
+        click.echo(f"{entry.name}\t{entry.recipient}\t{api}")
 
 
 def _check_name(name: str) -> None:

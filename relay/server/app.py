@@ -61,6 +61,9 @@ _OPTIONAL_FEATURES = (
 )
 
 _log = get_logger("relay.server.app")
+# In the data folder: the gpg home that wraps file keys to OpenPGP reviewers,
+# made afresh from keys/ at every start (public keys only).
+OPENPGP_KEYRING_FOLDER = "openpgp-keyring"
 
 
 def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Application:
@@ -70,7 +73,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
         middlewares=[choose_language, error_pages], client_max_size=CLIENT_MAX_BODY_BYTES
     )
     app[CONFIG] = config
-    holder = KeyringHolder(config.keys_dir)
+    holder = KeyringHolder(config.keys_dir, config.data_dir / OPENPGP_KEYRING_FOLDER)
     holder.current  # noqa: B018 (loads the keys now, so a bad keys/ fails at start)
     app[KEYRING] = holder
     app[CONVERSATION_SALT] = load_conversation_salt(config.keys_dir)
@@ -80,6 +83,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app[SUBMISSION_SLOTS] = asyncio.Semaphore(config.max_concurrent_submissions)
     app[DERIVATION_SLOTS] = asyncio.Semaphore(config.max_concurrent_derivations)
     app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
+    app.on_cleanup.append(_remove_gpg_homes)
     app.cleanup_ctx.append(open_store)
     app.cleanup_ctx.append(purge_expired_submissions)
     app.cleanup_ctx.append(blur_file_times_periodically)
@@ -93,6 +97,10 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
         if importlib.util.find_spec(module_name) is not None:
             getattr(importlib.import_module(module_name), setup_name)(app)
     return app
+
+
+async def _remove_gpg_homes(app: web.Application) -> None:
+    app[KEYRING].close()
 
 
 def keep_warnings_out_of_logs() -> None:

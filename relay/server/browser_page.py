@@ -17,7 +17,6 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.fingerprint import recipient_set_fingerprint
 from relay.server import i18n
 from relay.server.appkeys import CONFIG, KEYRING
 from relay.server.i18n import N_
@@ -111,8 +110,7 @@ def browser_sealing_context(request: web.Request) -> dict[str, Any]:
     config = request.app[CONFIG]
     language = request_language(request)
     gettext = i18n.translations(language).gettext
-    recipients = [str(r) for r in request.app[KEYRING].current.recipients]
-    fingerprint = recipient_set_fingerprint(recipients)
+    recipients = request.app[KEYRING].current.recipients_document()
     placeholders = {
         "limit": i18n.format_size(config.max_submission_bytes, language),
         "count": str(config.max_attachments),
@@ -136,8 +134,8 @@ def browser_sealing_context(request: web.Request) -> dict[str, Any]:
         "day": datetime.now(UTC).date().isoformat(),
     }
     return {
-        "recipients": {"recipients": recipients, "fingerprint": fingerprint},
-        "fingerprint": fingerprint,
+        "recipients": recipients,
+        "fingerprint": recipients["fingerprint"],
         "settings": settings,
         "messages": messages,
     }

@@ -41,7 +41,7 @@ from relay.server.reviewer_auth import (
     require_reviewer_signature_streamed,
     unauthorized,
 )
-from relay.server.upload_check import UploadRejected, check_reply_file
+from relay.server.upload_check import UploadRejected, check_reply_file, expected_recipients
 from relay.store import MAX_LIST_LIMIT, TemporaryBlob, is_valid_sha256, is_valid_tag
 
 REPLIES_PATH = "/api/v1/replies"
@@ -178,9 +178,9 @@ async def put_reply(request: web.Request) -> web.StreamResponse:
         if refusal is not None:
             return refusal
         path, _size, _sha256 = await asyncio.to_thread(written.finish)
-        reviewer_count = len(request.app[KEYRING].current.reviewers)
+        recipients = expected_recipients(request.app[KEYRING].current)
         try:
-            await asyncio.to_thread(check_reply_file, path, reviewer_count)
+            await asyncio.to_thread(check_reply_file, path, recipients)
         except UploadRejected as rejected:
             return _json_error(400, rejected.message)
         expected = None if expects == EXPECTS_EMPTY else expects

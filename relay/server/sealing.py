@@ -17,7 +17,7 @@ from typing import Protocol
 from relay.container import SubmissionArchive
 from relay.conversation.codename import Codename
 from relay.crypto.encrypt import Encryptor
-from relay.crypto.recipients import X25519Recipient
+from relay.crypto.recipients import Recipient
 from relay.store import SubmissionRecord, SubmissionStore
 
 SEALED_BY_SERVER = "server"
@@ -75,7 +75,7 @@ class ReceivedSubmission:
 
 def seal_submission(
     store: SubmissionStore,
-    recipients: Sequence[X25519Recipient],
+    recipients: Sequence[Recipient],
     submission: ReceivedSubmission,
 ) -> SubmissionRecord:
     """Encrypt ``submission`` to every recipient and store it (``sealed_by: server``;

@@ -156,7 +156,7 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
             submission.conversation = keys.reply_keys().to_fields()
         _check_free_disk(config, needed=sum(a.body.size for a in submission.attachments))
         async with _sealing_slot(request, config):
-            recipients = request.app[KEYRING].current.recipients
+            recipients = request.app[KEYRING].sealing_recipients()
             try:
                 await asyncio.to_thread(
                     seal_submission, request.app[STORE], recipients, submission

@@ -45,10 +45,14 @@ from aiohttp import ClientPayloadError, web
 
 from relay.activity import activity
 from relay.errors import StorageFullError, UploadNotFoundError, UploadOffsetError
-from relay.fingerprint import recipient_set_fingerprint
 from relay.log import get_logger
 from relay.server.appkeys import CONFIG, KEYRING, STORE
-from relay.server.upload_check import UploadRejected, check_sealed_upload
+from relay.server.upload_check import (
+    ExpectedRecipients,
+    UploadRejected,
+    check_sealed_upload,
+    expected_recipients,
+)
 from relay.server.upload_claims import UploadClaims
 from relay.store import SubmissionRecord, UploadRecord
 
@@ -180,8 +184,8 @@ def _not_found() -> web.Response:
     return _refusal(404, "There is no such upload (it may have expired or been cancelled).")
 
 
-def _reviewer_count(request: web.Request) -> int:
-    return len(request.app[KEYRING].current.reviewers)
+def _expected_recipients(request: web.Request) -> ExpectedRecipients:
+    return expected_recipients(request.app[KEYRING].current)
 
 
 # --- handlers -----------------------------------------------------------------
@@ -423,7 +427,7 @@ async def _complete(request: web.Request, upload_id: str, status: int) -> web.Re
         return _not_found()
     try:
         await asyncio.to_thread(
-            check_sealed_upload, store.upload_path(upload_id), _reviewer_count(request)
+            check_sealed_upload, store.upload_path(upload_id), _expected_recipients(request)
         )
     except UploadRejected as rejected:
         await asyncio.to_thread(store.delete_upload, upload_id)
@@ -476,9 +480,8 @@ async def _delete_locked(request: web.Request, upload_id: str) -> web.Response:
 
 async def get_recipients(request: web.Request) -> web.Response:
     """The recipients a browser encrypts to, and the fingerprint of that set."""
-    recipients = [str(r) for r in request.app[KEYRING].current.recipients]
     return web.json_response(
-        {"recipients": recipients, "fingerprint": recipient_set_fingerprint(recipients)},
+        request.app[KEYRING].current.recipients_document(),
         headers={"Cache-Control": "no-store"},
     )
 

@@ -1,0 +1,200 @@
+"""OpenPGP reviewers end to end: real gpg homes, a real relay, real HTTP, stock age.
+
+A relay with one age reviewer and one OpenPGP reviewer (an ed25519 + cv25519
+key in a test gpg home; its passphrase reaches gpg through the loopback
+pinentry). A no-JS tip is read by the age reviewer with stock ``age`` and by the
+OpenPGP reviewer with ``tiprelay decrypt --gpg``, alone and from a pulled
+bundle; a browser-style upload whose OpenPGP stanza is wrong is refused; the
+relay's gpg sees file keys only and leaves nothing outside its data folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relay.container import build_archive
+from relay.crypto.encrypt import encrypt_bytes
+from relay.crypto.openpgp_keys import inspect_public_key
+from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring
+from relay.crypto.recipients import X25519Recipient
+from tests.support_openpgp import (
+    GpgReviewer,
+    add_openpgp_reviewer,
+    gpg_reviewer_home,
+    gpg_runs,
+    install_gpg_shim,
+)
+from tests.support_process import run
+from tests.support_reviewer import TIPRELAY, make_api_key, submit_form, upload_sealed
+from tests.support_server import RelayServer, new_relay
+
+MESSAGE = "Встреча переносится. Marker 7f3a9c: the plaintext no gpg may see."
+ATTACHMENT = ("plan.pdf", os.urandom(50_000) + b"7f3a9c")
+MARKER = b"7f3a9c"
+
+
+@dataclass
+class TwoKindRelay:
+    relay: RelayServer
+    openpgp: GpgReviewer
+    openpgp_api_key: Path
+    gpg_log: Path
+    home: Path  # the server's HOME
+
+
+def tiprelay(
+    *args: str | Path, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = run(
+        [TIPRELAY, *map(str, args)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        timeout=120,
+    )
+    if check:
+        assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture
+def gpg_reviewer() -> Iterator[GpgReviewer]:
+    with gpg_reviewer_home() as reviewer:
+        yield reviewer
+
+
+@pytest.fixture
+def two_kind_relay(tmp_path: Path, gpg_reviewer: GpgReviewer) -> Iterator[TwoKindRelay]:
+    """A started relay: ``reviewer`` (age) and ``olga`` (OpenPGP, with an API key).
+
+    The server runs with its own HOME and a gpg on its PATH that records every run.
+    """
+    shim_env, log = install_gpg_shim(tmp_path / "server-gpg")
+    home = tmp_path / "server-home"
+    home.mkdir()
+    relay = new_relay(tmp_path / "relay", env={**shim_env, "HOME": str(home)})
+    _, api_line = make_api_key(tmp_path / "olga-api.key")
+    add_openpgp_reviewer(relay.keys_dir, "olga", gpg_reviewer, api_line)
+    relay.start()
+    try:
+        yield TwoKindRelay(relay, gpg_reviewer, tmp_path / "olga-api.key", log, home)
+    finally:
+        relay.stop()
+
+
+def tar_members(data: bytes) -> dict[str, bytes]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        return {
+            member.name: archive.extractfile(member).read()  # type: ignore[union-attr]
+            for member in archive.getmembers()
+            if member.isfile()
+        }
+
+
+def test_a_no_js_tip_opens_for_the_age_reviewer_with_stock_age_and_for_the_openpgp_one_with_gpg(
+    two_kind_relay: TwoKindRelay, tmp_path: Path
+) -> None:
+    flow = two_kind_relay
+    submit_form(flow.relay.url, MESSAGE, [ATTACHMENT])
+    [blob] = flow.relay.blob_paths()
+    header = blob.read_bytes()[:2000]
+    assert f"-> tiprelay-openpgp {flow.openpgp.fingerprint}\n".encode() in header
+    by_age = flow.relay.decrypt_with_stock_age(blob)
+
+    out = tmp_path / "by-gpg.tar"
+    tiprelay("decrypt", "--gpg", "-o", out, blob, env=flow.openpgp.environment())
+    assert out.read_bytes() == by_age
+    members = tar_members(by_age)
+    assert members["message.txt"].decode() == MESSAGE
+    assert members["files/plan.pdf"] == ATTACHMENT[1]
+
+
+def test_the_openpgp_reviewer_pulls_a_bundle_and_decrypts_it_with_gpg(
+    two_kind_relay: TwoKindRelay, tmp_path: Path
+) -> None:
+    flow = two_kind_relay
+    submit_form(flow.relay.url, MESSAGE, [ATTACHMENT])
+    age_key = X25519Recipient.parse(flow.relay.recipient)
+    openpgp_key = inspect_public_key(flow.openpgp.public_key, "olga")
+    keyring = PublicKeyring.temporary([openpgp_key])
+    try:
+        browser_sealed = encrypt_bytes(
+            build_archive("sealed in a browser", [], language="ru", sealed_by="browser"),
+            [age_key, OpenPGPRecipient(openpgp_key, keyring)],
+        )
+    finally:
+        keyring.close()
+    upload_sealed(flow.relay.url, browser_sealed)
+    bundle = tmp_path / "bundle"
+    pulled = tiprelay("pull", "--server", flow.relay.url, "--key", flow.openpgp_api_key,
+                      "-o", bundle)
+    assert "2 new submission(s)" in pulled.stdout
+    recipients = json.loads((bundle / "recipients.json").read_text())["recipients"]
+    assert f"openpgp:{flow.openpgp.fingerprint}" in recipients
+    out = tmp_path / "cases"
+    result = tiprelay("decrypt", "--gpg", bundle, "-o", out, env=flow.openpgp.environment())
+    messages = sorted(p.read_text() for p in out.rglob("message.txt"))
+    assert messages == sorted([MESSAGE, "sealed in a browser"]), result.stdout
+
+
+# --- what the relay's gpg sees and leaves behind ---------------------------------
+
+
+def test_the_relays_gpg_sees_only_file_keys_and_leaves_nothing_outside_its_data_folder(
+    two_kind_relay: TwoKindRelay, tmp_path: Path
+) -> None:
+    flow = two_kind_relay
+    for number in range(3):
+        submit_form(flow.relay.url, f"{MESSAGE} {number}", [ATTACHMENT])
+    runs = gpg_runs(flow.gpg_log)
+    encryptions = [r for r in runs if "--encrypt" in r.args]
+    assert len(encryptions) == 3
+    assert all(len(r.stdin) == 16 for r in encryptions)  # the file key, nothing else
+    assert not any(MARKER in r.stdin or MARKER in r.stdout for r in runs)
+    homes = {r.args[r.args.index("--homedir") + 1] for r in runs if "--homedir" in r.args}
+    data_dir = str(flow.relay.data_dir)
+    assert homes and all(home.startswith(data_dir + "/") for home in homes), homes
+    # No secret key, no agent socket, nothing in the server's HOME or /run/user.
+    [gpg_home] = (flow.relay.data_dir / "openpgp-keyring").iterdir()
+    assert not any((gpg_home / "private-keys-v1.d").glob("*"))
+    assert not list(gpg_home.glob("S.*"))
+    assert list(flow.home.iterdir()) == []
+    agents = run(["pgrep", "-af", "gpg-agent"], capture_output=True, text=True).stdout
+    assert data_dir not in agents
+    assert not Path(f"/run/user/{os.getuid()}/gnupg").exists() or not any(
+        data_dir in p.read_text(errors="replace")
+        for p in Path(f"/run/user/{os.getuid()}/gnupg").rglob("*")
+        if p.is_file()
+    )
+    flow.relay.stop()
+    assert not (flow.relay.data_dir / "openpgp-keyring").exists() or not any(
+        (flow.relay.data_dir / "openpgp-keyring").iterdir()
+    )
+
+
+def test_decrypt_with_gpg_gives_gpg_the_stanza_only_and_never_the_plaintext(
+    two_kind_relay: TwoKindRelay, tmp_path: Path
+) -> None:
+    flow = two_kind_relay
+    submit_form(flow.relay.url, MESSAGE, [ATTACHMENT])
+    [blob] = flow.relay.blob_paths()
+    shim_env, log = install_gpg_shim(tmp_path / "reviewer-gpg")
+    out = tmp_path / "tip.tar"
+    tiprelay("decrypt", "--gpg", "-o", out, blob, env=flow.openpgp.environment(**shim_env))
+    assert MARKER in out.read_bytes()
+    runs = gpg_runs(log)
+    decryptions = [r for r in runs if "--decrypt" in r.args]
+    assert len(decryptions) == 1
+    assert len(decryptions[0].stdout) == 16
+    assert len(decryptions[0].stdin) < 1024
+    assert not any(MARKER in r.stdin or MARKER in r.stdout for r in runs)
