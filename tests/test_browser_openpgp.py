@@ -49,14 +49,13 @@ from tests.support_firefox import run_firefox_source, source_spec
 from tests.support_node import NODE
 from tests.support_openpgp import (
     GpgReviewer,
-    gpg_reviewer,
-    make_gpg_reviewer,
-    remove_gpg_home,
+    add_openpgp_reviewer,
+    gpg_reviewer_home,
 )
 from tests.support_process import run
 from tests.support_server import RelayServer, new_relay, running_relay
 
-__all__ = ["chromium_browser", "gpg_reviewer", "playwright_driver"]  # fixtures, for pytest
+__all__ = ["chromium_browser", "playwright_driver"]  # fixtures, imported for pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER_HELPER = ROOT / "tests" / "js" / "openpgp_header.mjs"
@@ -66,6 +65,13 @@ TIPRELAY = Path(sys.executable).with_name("tiprelay")
 SEAL_TIMEOUT_MS = 240_000
 MiB = 1024 * 1024
 AGE_RECIPIENT = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+
+
+@pytest.fixture
+def gpg_reviewer() -> Iterator[GpgReviewer]:
+    """A reviewer whose key (ed25519 + cv25519) is in a test gpg home."""
+    with gpg_reviewer_home() as reviewer:
+        yield reviewer
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -104,8 +110,7 @@ def openpgp_case(reviewer: GpgReviewer, armored: bytes | None = None) -> dict[st
 
 @pytest.mark.parametrize("kind", ["cv25519", "rsa3072"])
 def test_the_page_stanza_is_what_the_relay_reads_and_gpg_opens(kind: str, tmp_path: Path) -> None:
-    reviewer = make_gpg_reviewer("olga", kind)
-    try:
+    with gpg_reviewer_home("olga", kind) as reviewer:
         [answer] = make_headers([openpgp_case(reviewer)], tmp_path)
         header, file_key = header_of(answer)
         assert answer["loads"] == 1
@@ -131,15 +136,12 @@ def test_the_page_stanza_is_what_the_relay_reads_and_gpg_opens(kind: str, tmp_pa
 
         # And the reviewer's tools (what tiprelay decrypt --gpg uses).
         assert GpgIdentity(reviewer.home).unwrap(stanza) == file_key
-    finally:
-        remove_gpg_home(reviewer.home)
 
 
 def test_a_key_block_that_is_not_the_named_key_is_refused(
     gpg_reviewer: GpgReviewer, tmp_path: Path
 ) -> None:
-    other = make_gpg_reviewer("mallory")
-    try:
+    with gpg_reviewer_home("mallory") as other:
         gpg_reviewer.gpg("--import", input_bytes=other.public_key)
         both = gpg_reviewer.gpg("--export", "--armor", gpg_reviewer.fingerprint, other.fingerprint)
         cases = [
@@ -155,8 +157,6 @@ def test_a_key_block_that_is_not_the_named_key_is_refused(
             {"recipients": ["openpgp:1234"], "openpgp_keys": {"1234": "x"}},
         ]
         answers = make_headers(cases, tmp_path)
-    finally:
-        remove_gpg_home(other.home)
     errors = [str(answer.get("error", "")) for answer in answers]
     assert f"holds key {other.fingerprint}" in errors[0]
     assert "holds 2 keys" in errors[1]
@@ -176,19 +176,11 @@ def test_without_openpgp_recipients_the_wrapper_is_never_loaded(tmp_path: Path) 
 # --- The whole path in Chromium ------------------------------------------------------
 
 
-def write_openpgp_reviewer(keys_dir: Path, name: str, reviewer: GpgReviewer) -> None:
-    """``keys/<name>.toml`` naming the key, and the armored key in ``keys/<FPR>.asc``."""
-    (keys_dir / f"{name}.toml").write_text(
-        f'name = "{name}"\nopenpgp_fingerprint = "{reviewer.fingerprint}"\n'
-    )
-    (keys_dir / f"{reviewer.fingerprint}.asc").write_bytes(reviewer.public_key)
-
-
 @contextlib.contextmanager
 def relay_with_openpgp_reviewer(base_dir: Path, reviewer: GpgReviewer) -> Iterator[RelayServer]:
     """A relay with one age reviewer (support_server's) and one OpenPGP reviewer."""
     relay = new_relay(base_dir, {"default_language": "en"})
-    write_openpgp_reviewer(relay.keys_dir, "olga", reviewer)
+    add_openpgp_reviewer(relay.keys_dir, "olga", reviewer)
     try:
         relay.start()
         yield relay
@@ -278,7 +270,7 @@ def both_reviewers_read(
     blob = only_blob(relay)
     with blob.open("rb") as sealed:
         stanzas = read_header(sealed).stanzas
-    assert [stanza.type for stanza in stanzas] == ["X25519", "tiprelay-openpgp"]
+    assert sorted(stanza.type for stanza in stanzas) == ["X25519", "tiprelay-openpgp"]
     by_age = relay.decrypt_with_stock_age(blob)
     by_gpg = decrypt_with_gpg(reviewer, blob, tmp_path / "by-gpg.tar")
     assert by_gpg == by_age
