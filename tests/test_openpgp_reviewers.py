@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +43,14 @@ from tests.support_openpgp import (
     run_gpg,
 )
 from tests.support_process import run
-from tests.support_reviewer import TIPRELAY, make_api_key, send, submit_form, upload_sealed
+from tests.support_reviewer import (
+    TIPRELAY,
+    make_api_key,
+    post_form,
+    send,
+    submit_form,
+    upload_sealed,
+)
 from tests.support_server import RelayServer, new_relay
 
 MESSAGE = "Встреча переносится. Marker 7f3a9c: the plaintext no gpg may see."
@@ -383,3 +391,34 @@ def test_reviewer_add_strips_who_vouched_for_the_key_and_shows_what_stays_public
     packets = run_gpg(gpg_reviewer.home, "--list-packets", input_bytes=stored)
     assert friend_key_id.encode() not in packets
     assert inspect_public_key(stored, "stored").fingerprint == gpg_reviewer.fingerprint
+
+
+def test_a_key_that_expires_while_the_relay_runs_refuses_tips_clearly_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    home = new_gpg_home()
+    try:
+        fingerprint = make_key(home, "brief", expire="seconds=45")
+        armored = run_gpg(home, "--export", "--armor", fingerprint)
+        relay = new_relay(tmp_path / "relay")
+        (relay.keys_dir / f"{fingerprint}.asc").write_bytes(armored)
+        (relay.keys_dir / "brief.toml").write_text(
+            f'name = "brief"\nopenpgp_fingerprint = "{fingerprint}"\n'
+        )
+        relay.start()
+        try:
+            submit_form(relay.url, "before the key expires")
+            assert len(relay.blob_paths()) == 1
+            expires = inspect_public_key(armored, "brief").expires
+            assert expires is not None
+            time.sleep(max(0.0, expires - time.time()) + 1.5)
+            answer = post_form(relay.url, "after the key expired", path="/submit?lang=en")
+            assert answer.status == 503
+            assert b"cannot encrypt messages for our team" in answer.body
+            assert len(relay.blob_paths()) == 1
+            assert "submission.openpgp_wrap_failed" in relay.log_text()
+            assert "after the key" not in relay.log_text()
+        finally:
+            relay.stop()
+    finally:
+        remove_gpg_home(home)
