@@ -78,10 +78,12 @@ LABEL org.opencontainers.image.revision=${GIT_COMMIT}
 
 # A fixed, unprivileged id, so the owner of the /data volume is the same on
 # every build and can be set on a host folder (chown 10001:10001).
+# gpg (the binary alone: no agent, no dirmngr) wraps no-JS tips' file keys to
+# OpenPGP reviewers.
 # hadolint ignore=DL3008
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get update \
-    && apt-get install -y --no-install-recommends python3 \
+    && apt-get install -y --no-install-recommends python3 gpg \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 tiprelay \
     && useradd --system --uid 10001 --gid tiprelay --home-dir /nonexistent \

@@ -18,7 +18,9 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 BUNDLE = Path("relay/web/static/dist/app.js")
 SEAL_WORKER = Path("relay/web/static/dist/seal-worker.js")
-BUILT = (BUNDLE, SEAL_WORKER)
+# Loaded only on relays with OpenPGP reviewers, but every wheel carries it.
+OPENPGP_WRAPPER = Path("relay/web/static/dist/openpgp-wrap.js")
+BUILT = (BUNDLE, SEAL_WORKER, OPENPGP_WRAPPER)
 
 
 class BrowserBundleHook(BuildHookInterface):  # type: ignore[misc]

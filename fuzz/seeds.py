@@ -127,6 +127,25 @@ def multipart_bodies() -> list[bytes]:
     ]
 
 
+def openpgp_messages() -> list[bytes]:
+    """The shapes of a tiprelay-openpgp stanza's body: one v3 PKESK, one encrypted packet.
+
+    Built by hand, byte for byte, in the framings gpg and OpenPGP.js write: an
+    old-format PKESK (gpg), new-format packets, and an SEIPD in partial lengths.
+    """
+    key_id = bytes.fromhex("D0689C6F962E8ED3")
+    point = b"\x01\x07\x40" + bytes(64)  # an MPI: 263 bits, 0x40 then the point
+    ecdh = bytes([3]) + key_id + bytes([18]) + point + bytes([0x30]) + bytes(48)
+    rsa = bytes([3]) + key_id + bytes([1]) + b"\x0c\x00" + bytes(384)
+    seipd = bytes([1]) + bytes(16 + 2 + 16 + 22)
+    old_pkesk = bytes([0x84, len(ecdh)]) + ecdh
+    old_rsa = bytes([0x85]) + len(rsa).to_bytes(2, "big") + rsa
+    new_seipd = bytes([0xD2, len(seipd)]) + seipd
+    partial_seipd = bytes([0xD2, 0xE0 + 5]) + seipd[:32] + bytes([len(seipd) - 32]) + seipd[32:]
+    return [old_pkesk + new_seipd, old_rsa + new_seipd, old_pkesk + partial_seipd,
+            bytes([0xC1, len(ecdh)]) + ecdh + new_seipd]
+
+
 HARNESS_CHECK_SEED = b"deliberate finding"
 
 
@@ -139,5 +158,6 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "tar": tar_archives,
     "tus_headers": tus_header_values,
     "multipart": multipart_bodies,
+    "openpgp_packets": openpgp_messages,
     "harness_check": lambda: [HARNESS_CHECK_SEED],
 }

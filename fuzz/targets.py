@@ -37,6 +37,7 @@ from relay.crypto import armor, format, stream
 from relay.crypto.decrypt import decrypt_bytes
 from relay.crypto.errors import AgeError, ArmorError, HeaderError, PayloadError
 from relay.crypto.identities import X25519Identity
+from relay.crypto.openpgp_packets import read_session_key_recipient
 from relay.errors import ContainerError
 from relay.server import submit, uploads
 from relay.server.problems import SourceProblem
@@ -247,6 +248,15 @@ async def _read_form(data: bytes) -> None:
         return
 
 
+def openpgp_packets(data: bytes) -> None:
+    """The PKESK reader the relay runs on browser uploads: HeaderError, or a key id."""
+    try:
+        recipient = read_session_key_recipient(data)
+    except HeaderError:
+        return
+    assert len(recipient.key_id) == 16 and recipient.key_id != "0" * 16
+
+
 def harness_check(data: bytes) -> None:
     """Not a parser: fails on its seed, so a test can see that findings are reported."""
     if data.startswith(HARNESS_CHECK_SEED):
@@ -268,6 +278,7 @@ TARGETS: dict[str, Target] = {
         _target("tar", tar, "ContainerError"),
         _target("tus_headers", tus_headers, "none (returns None)"),
         _target("multipart", multipart, "SourceProblem; submit._MALFORMED_BODY_ERRORS"),
+        _target("openpgp_packets", openpgp_packets, "HeaderError"),
         _target("harness_check", harness_check, "nothing: its seed is a finding"),
     )
 }

@@ -37,7 +37,12 @@ from pathlib import Path
 from relay.conversation_salt import SALT_FILE_NAME
 from relay.crypto.errors import KeyFormatError
 from relay.crypto.openpgp_gpg import FINGERPRINT, GpgError
-from relay.crypto.openpgp_keys import OpenPGPKeyError, OpenPGPPublicKey, inspect_public_key
+from relay.crypto.openpgp_keys import (
+    OpenPGPKeyError,
+    OpenPGPPublicKey,
+    inspect_public_key,
+    minimal_public_key,
+)
 from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring
 from relay.crypto.recipients import Recipient, X25519Recipient
 from relay.errors import KeyringError
@@ -379,8 +384,8 @@ def write_reviewer_file(
     """Write ``keys_dir/<name>.toml`` (and ``<FINGERPRINT>.asc`` for an OpenPGP reviewer).
 
     Exactly one of ``age_recipient`` and ``openpgp_public_key`` (an armored
-    public key, checked with gpg first). Refuses to overwrite or to share
-    another reviewer's keys.
+    public key, checked with gpg and stripped of third-party signatures before
+    it is written). Refuses to overwrite or to share another reviewer's keys.
     """
     if not REVIEWER_NAME.fullmatch(name):
         raise KeyringError("A reviewer name is 1-64 characters of a-z, 0-9, _ and -.")
@@ -399,7 +404,8 @@ def write_reviewer_file(
             raise KeyringError(f"Not an age recipient: {exc}") from None
     if openpgp_public_key is not None:
         try:
-            openpgp_key = inspect_public_key(openpgp_public_key, "The OpenPGP key")
+            minimal = minimal_public_key(openpgp_public_key, "The OpenPGP key")
+            openpgp_key = inspect_public_key(minimal, "The OpenPGP key")
         except OpenPGPKeyError as exc:
             raise KeyringError(str(exc)) from None
         except GpgError as exc:

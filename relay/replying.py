@@ -5,7 +5,9 @@
 2. Find the thread of the submission the reviewer answers, and its reply keys.
 3. Encrypt only to the source's reply recipient and the team **pinned** on this
    machine (``relay.team``); a pulled recipient set with a key the pin lacks is
-   refused, any other difference is reported.
+   refused, any other difference is reported. The pinned OpenPGP keys are
+   wrapped to by gpg in a throwaway home of public keys only
+   (``PublicKeyring.temporary``), removed as soon as the header is written.
 4. Number the reply: one more than the highest n of the thread, counting the
    replies pulled and those written here still in ``outbox/`` or ``sent/``
    (not those in ``conflicted/``).
@@ -27,6 +29,8 @@ from relay.bundle import decrypt_bundle
 from relay.conversation.reply import build_reply, read_reply
 from relay.conversation.slots import delete_token, delete_token_hash, slot_of_reply, slot_tag
 from relay.crypto.encrypt import encrypt_bytes
+from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring
+from relay.crypto.recipients import Recipient, X25519Recipient
 from relay.crypto.unwrap import Identity
 from relay.manifest import read_reply_state
 from relay.outbox import (
@@ -37,7 +41,7 @@ from relay.outbox import (
     entry_names,
     write_outbox_entry,
 )
-from relay.team import TeamError, compare_with_pulled, load_pinned_team
+from relay.team import PinnedTeam, TeamError, compare_with_pulled, load_pinned_team
 from relay.threads import (
     OUTGOING_PREFIX,
     read_thread,
@@ -109,7 +113,7 @@ def write_reply(
         slot=slot,
         ring_size=ring_size,
     )
-    ciphertext = encrypt_bytes(plaintext, [keys.reply_recipient, *team])
+    ciphertext = encrypt_to_team(plaintext, keys.reply_recipient, team)
     entry = OutboxEntry(
         tag=tag,
         expects=read_reply_state(bundle_dir).slots.get(tag, EMPTY_SLOT),
@@ -126,3 +130,16 @@ def write_reply(
     )
     write_listing(read_thread(thread.folder))
     return ReplyWritten(n, folder, name, len(team), comparison.warnings())
+
+
+def encrypt_to_team(plaintext: bytes, source: X25519Recipient, team: PinnedTeam) -> bytes:
+    """An age file of ``plaintext`` to the source and every pinned key, age and OpenPGP."""
+    if not team.openpgp:
+        return encrypt_bytes(plaintext, [source, *team.age])
+    keyring = PublicKeyring.temporary(team.openpgp)
+    try:
+        recipients: list[Recipient] = [source, *team.age]
+        recipients += [OpenPGPRecipient(key, keyring) for key in team.openpgp]
+        return encrypt_bytes(plaintext, recipients)
+    finally:
+        keyring.close()

@@ -348,6 +348,47 @@ $listing"
   fi
   grep -q "$recipient" <<<"$listing" || fail "the remaining reviewer was dropped"
   log "compose: reviewer added and removed with SIGHUP reloads"
+  check_openpgp_reviewer
+}
+
+check_openpgp_reviewer() {
+  # An OpenPGP reviewer (a key made by the host's gpg), added with the image's CLI
+  # from stdin: the image's gpg wraps a no-JS tip's file key to them, under the
+  # read-only root and with no HOME, and the host's gpg opens it.
+  local gpg_home="$work/gpg" fingerprint listing
+  install -d -m 0700 "$gpg_home"
+  gpg --homedir "$gpg_home" --batch --passphrase '' --quick-gen-key 'Olga <olga@example.org>' \
+    ed25519 sign,cert 1y >/dev/null 2>&1 || fail "gpg could not make a test key"
+  fingerprint=$(gpg --homedir "$gpg_home" --with-colons --list-keys | awk -F: '/^fpr/ {print $10; exit}')
+  gpg --homedir "$gpg_home" --batch --passphrase '' --quick-add-key "$fingerprint" cv25519 encr 1y \
+    >/dev/null 2>&1 || fail "gpg could not add an encryption subkey"
+  gpg --homedir "$gpg_home" --export --armor "$fingerprint" |
+    tiprelay_in_image reviewer add olga --openpgp-key /dev/stdin >"$work/reviewer-add-olga.log" 2>&1 ||
+    fail "tiprelay reviewer add olga --openpgp-key failed:
+$(cat "$work/reviewer-add-olga.log")"
+  reload_relay
+  listing=$(relay_recipients) || fail "GET /api/v1/recipients failed in the relay container"
+  grep -q "openpgp:$fingerprint" <<<"$listing" || fail "after SIGHUP the relay does not list the OpenPGP reviewer"
+  in_relay_python 'import urllib.request, uuid
+b = uuid.uuid4().hex
+body = (f"--{b}\r\nContent-Disposition: form-data; name=\"message\"\r\n\r\nopenpgp smoke tip\r\n--{b}--\r\n").encode()
+r = urllib.request.Request("http://127.0.0.1:8080/submit", data=body, headers={"Content-Type": f"multipart/form-data; boundary={b}"})
+urllib.request.urlopen(r, timeout=30)' || fail "could not submit a tip for the OpenPGP reviewer"
+  # File times are blurred to the day: find the tip by its stanza, the only one with it.
+  in_relay_python 'import pathlib, sys
+[tip] = [p for p in pathlib.Path("/data/blobs").rglob("*") if p.is_file() and b"tiprelay-openpgp" in p.read_bytes()[:4096]]
+sys.stdout.buffer.write(tip.read_bytes())' >"$work/openpgp-tip.age" || fail "could not read the stored tip"
+  grep -q "tiprelay-openpgp $fingerprint" "$work/openpgp-tip.age" ||
+    fail "the stored tip has no OpenPGP stanza for the new reviewer"
+  GNUPGHOME="$gpg_home" "$tiprelay" decrypt --gpg -o "$work/openpgp-tip.tar" "$work/openpgp-tip.age" \
+    >"$work/openpgp-decrypt.log" 2>&1 || fail "tiprelay decrypt --gpg failed:
+$(cat "$work/openpgp-decrypt.log")"
+  tar -xOf "$work/openpgp-tip.tar" message.txt | grep -q "openpgp smoke tip" ||
+    fail "the OpenPGP reviewer's plaintext is not the tip"
+  gpgconf --homedir "$gpg_home" --kill all >/dev/null 2>&1 || true
+  tiprelay_in_image reviewer remove olga >/dev/null 2>&1 || fail "tiprelay reviewer remove olga failed"
+  reload_relay
+  log "compose: an OpenPGP reviewer added; the image's gpg wrapped a tip's file key to them"
 }
 
 check_logs_compose() {

@@ -31,6 +31,26 @@ CHROMIUM_ARGS = [
 JITLESS_ARGS = ["--js-flags=--jitless"]
 """V8 without its JIT compilers, as Tor Browser's "Safer" level runs scripts."""
 
+REFUSE_WEBCRYPTO_X25519 = """
+(() => {
+  window.__x25519Refused = 0;
+  const subtle = crypto.subtle;
+  const refuse = (original) => function (...args) {
+    const text = JSON.stringify(args.map((a) => (a && a.name) || a));
+    if (text.includes("X25519")) {
+      window.__x25519Refused += 1;
+      return Promise.reject(new DOMException("X25519 is not supported", "NotSupportedError"));
+    }
+    return original.apply(subtle, args);
+  };
+  for (const name of ["importKey", "generateKey", "deriveBits"]) {
+    subtle[name] = refuse(subtle[name]);
+  }
+})();
+"""
+"""An init script: WebCrypto refuses X25519 (as Firefox ESR 128, Tor Browser 14's
+base, does), and ``window.__x25519Refused`` counts how often the page tried."""
+
 
 def launch_chromium(playwright: Playwright, extra_args: list[str] | None = None) -> Browser:
     """Debian's Chromium, headless, with the quiet offline flags."""

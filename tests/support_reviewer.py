@@ -93,7 +93,18 @@ def list_ids(base_url: str, key: SigningKey) -> list[str]:
 def submit_form(
     base_url: str, message: str, attachments: Sequence[tuple[str, bytes]] = ()
 ) -> None:
-    """POST /submit as a browser without JavaScript would (multipart/form-data)."""
+    """POST /submit as a browser without JavaScript would; it must be accepted."""
+    answer = post_form(base_url, message, attachments)
+    assert answer.status in (200, 303), (answer.status, answer.body[:500])
+
+
+def post_form(
+    base_url: str,
+    message: str,
+    attachments: Sequence[tuple[str, bytes]] = (),
+    path: str = "/submit",
+) -> Answer:
+    """POST the form as a browser without JavaScript would (multipart/form-data)."""
     boundary = uuid.uuid4().hex
     body = io.BytesIO()
 
@@ -108,14 +119,13 @@ def submit_form(
         quoted = name.replace('"', "%22")
         part(f'name="attachment"; filename="{quoted}"', data, "application/octet-stream")
     body.write(f"--{boundary}--\r\n".encode())
-    answer = send(
+    return send(
         base_url,
         "POST",
-        "/submit",
+        path,
         {"Content-Type": f"multipart/form-data; boundary={boundary}"},
         body.getvalue(),
     )
-    assert answer.status in (200, 303), (answer.status, answer.body[:500])
 
 
 def upload_sealed(base_url: str, ciphertext: bytes) -> None:

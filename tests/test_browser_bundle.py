@@ -28,6 +28,16 @@ def test_bundle_needs_no_webassembly_eval_or_source_map() -> None:
         assert forbidden not in text, forbidden
     assert "age-encryption.org/v1" in text  # typage is inside
     assert "Upload-Offset" in text  # tus-js-client is inside
+    assert "BEGIN PGP" not in text  # OpenPGP.js is not: it is dist/openpgp-wrap.js
+
+
+def test_the_openpgp_wrapper_carries_no_webassembly_eval_or_source_map() -> None:
+    text = (BUNDLE.parent / "openpgp-wrap.js").read_text()
+    # OpenPGP.js's Argon2 (WebAssembly) is left out; only an error message names it.
+    for forbidden in ("WebAssembly.instantiate", "WebAssembly.Memory(", "new Function(", "eval("):
+        assert forbidden not in text, forbidden
+    assert "sourceMappingURL" not in text
+    assert "BEGIN PGP" in text  # OpenPGP.js is inside
 
 
 @pytest.mark.slow
@@ -61,5 +71,8 @@ def test_wheel_from_a_checkout_without_the_bundle_builds_and_ships_it(tmp_path: 
     (wheel,) = wheels.glob("tiprelay-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         shipped = archive.read("relay/web/static/dist/app.js")
+        wrapper = archive.read("relay/web/static/dist/openpgp-wrap.js")
     assert shipped == (checkout / "relay/web/static/dist/app.js").read_bytes()
     assert b"age-encryption.org/v1" in shipped
+    # The OpenPGP wrapper too, though only relays with OpenPGP reviewers send it.
+    assert wrapper == (checkout / "relay/web/static/dist/openpgp-wrap.js").read_bytes()

@@ -27,6 +27,7 @@ from relay.server.browser_page import MESSAGES
 from relay.server.i18n import translations
 from tests.support_browser import (
     JITLESS_ARGS,
+    REFUSE_WEBCRYPTO_X25519,
     archive_names,
     chromium_browser,
     extract_plaintext_archive,
@@ -221,25 +222,6 @@ def test_page_shows_the_fingerprint_of_the_recipients_it_encrypts_to(
     assert embedded["recipients"] == [relay.recipient]
     assert shown == recipient_set_fingerprint([relay.recipient])
     assert embedded["fingerprint"] == shown
-
-
-REFUSE_WEBCRYPTO_X25519 = """
-(() => {
-  window.__x25519Refused = 0;
-  const subtle = crypto.subtle;
-  const refuse = (original) => function (...args) {
-    const text = JSON.stringify(args.map((a) => (a && a.name) || a));
-    if (text.includes("X25519")) {
-      window.__x25519Refused += 1;
-      return Promise.reject(new DOMException("X25519 is not supported", "NotSupportedError"));
-    }
-    return original.apply(subtle, args);
-  };
-  for (const name of ["importKey", "generateKey", "deriveBits"]) {
-    subtle[name] = refuse(subtle[name]);
-  }
-})();
-"""
 
 
 def test_sealing_works_without_webcrypto_x25519_and_with_the_jit_off(

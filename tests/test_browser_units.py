@@ -27,6 +27,7 @@ JS_HELPERS = ROOT / "tests" / "js"
 RECIPIENT_A = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
 RECIPIENT_B = "age1lggyhqrw2nlhcxprm67z43rta597azn8gknawjehu9d9dl0jq3yqqvfafg"
 RECIPIENT_C = "age1yubikey1qwt50d05nh5vutpdzmlg5wn80xq5negm4uj9ghv0snvdd3yysf5yw3rhl3t"
+OPENPGP_RECIPIENT = "openpgp:15F878B655635C62D95C5C601B7B14916FE87677"
 
 HOSTILE_NAMES = [
     "report.pdf",
@@ -87,6 +88,10 @@ def test_recipient_fingerprint_in_js_equals_python(tmp_path: Path) -> None:
         [RECIPIENT_B, RECIPIENT_A],
         [RECIPIENT_A, RECIPIENT_A, RECIPIENT_B],
         [RECIPIENT_C, RECIPIENT_B, RECIPIENT_A],
+        # OpenPGP reviewers are in the set as openpgp:<FINGERPRINT> ("o" sorts after "a").
+        [OPENPGP_RECIPIENT, RECIPIENT_A],
+        [RECIPIENT_B, OPENPGP_RECIPIENT, RECIPIENT_A, OPENPGP_RECIPIENT],
+        [OPENPGP_RECIPIENT],
     ]
     result = run_units({"fingerprint": sets}, tmp_path)
     assert result["fingerprint"] == [recipient_set_fingerprint(s) for s in sets]

@@ -39,9 +39,11 @@ def test_two_builds_in_different_folders_at_different_times_are_identical(
     assert first == second
     for checkout in (first_checkout, second_checkout, tmp_path):
         assert str(checkout).encode() not in first, "the bundle names the folder it was built in"
-    # Every built file, the sealing worker too, is the same in both folders.
+    # Every built file, the sealing worker and the OpenPGP wrapper too, is the
+    # same in both folders.
     first_built = built_files(first_checkout)
     assert "seal-worker.js" in first_built
+    assert "openpgp-wrap.js" in first_built
     assert first_built == built_files(second_checkout)
 
 

@@ -32,6 +32,7 @@ RUNS = {
     "tar": 1_000,
     "tus_headers": 50_000,
     "multipart": 2_500,
+    "openpgp_packets": 20_000,
 }
 
 

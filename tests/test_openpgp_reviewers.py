@@ -15,26 +15,42 @@ import json
 import os
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
 
 from relay.container import build_archive
 from relay.crypto.encrypt import encrypt_bytes
+from relay.crypto.format import Stanza
+from relay.crypto.identities import X25519Identity
 from relay.crypto.openpgp_keys import inspect_public_key
-from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring
+from relay.crypto.openpgp_recipient import STANZA_TYPE, OpenPGPRecipient, PublicKeyring
 from relay.crypto.recipients import X25519Recipient
+from relay.fingerprint import recipient_set_fingerprint
 from tests.support_openpgp import (
     GpgReviewer,
     add_openpgp_reviewer,
     gpg_reviewer_home,
     gpg_runs,
     install_gpg_shim,
+    make_key,
+    new_gpg_home,
+    remove_gpg_home,
+    run_gpg,
 )
 from tests.support_process import run
-from tests.support_reviewer import TIPRELAY, make_api_key, submit_form, upload_sealed
+from tests.support_reviewer import (
+    TIPRELAY,
+    make_api_key,
+    post_form,
+    send,
+    submit_form,
+    upload_sealed,
+)
 from tests.support_server import RelayServer, new_relay
 
 MESSAGE = "Встреча переносится. Marker 7f3a9c: the plaintext no gpg may see."
@@ -198,3 +214,211 @@ def test_decrypt_with_gpg_gives_gpg_the_stanza_only_and_never_the_plaintext(
     assert len(decryptions[0].stdout) == 16
     assert len(decryptions[0].stdin) < 1024
     assert not any(MARKER in r.stdin or MARKER in r.stdout for r in runs)
+
+
+# --- keys the relay refuses -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefusedKey:
+    armored: bytes
+    fingerprint: str
+    message: str  # what the refusal must say
+
+
+@pytest.fixture(scope="module")
+def refused_keys() -> Iterator[dict[str, RefusedKey]]:
+    """One key of each kind the relay must refuse, made by the real gpg."""
+    home = new_gpg_home()
+    try:
+        keys: dict[str, RefusedKey] = {}
+
+        def export(kind: str, fingerprint: str, message: str, *, secret: bool = False) -> None:
+            command = "--export-secret-keys" if secret else "--export"
+            armored = run_gpg(home, command, "--armor", fingerprint)
+            keys[kind] = RefusedKey(armored, fingerprint, message)
+
+        expired = make_key(home, "expired", expire="1d", faked_time="20200101T000000")
+        export("expired", expired, "has expired")
+        revoked = make_key(home, "revoked")
+        certificate = (home / "openpgp-revocs.d" / f"{revoked}.rev").read_text()
+        run_gpg(home, "--import", input_bytes=certificate.replace(":-----", "-----").encode())
+        export("revoked", revoked, "is revoked")
+        export("sign-only", make_key(home, "signer", "sign-only"), "no usable encryption subkey")
+        export("rsa2048", make_key(home, "small", "rsa2048"), "RSA-2048, a weak algorithm")
+        export("dsa", make_key(home, "old", "dsa"), "DSA, a weak algorithm")
+        export("secret", make_key(home, "secret"), "SECRET", secret=True)
+        yield keys
+    finally:
+        remove_gpg_home(home)
+
+
+@pytest.mark.parametrize("kind", ["expired", "revoked", "sign-only", "rsa2048", "dsa", "secret"])
+def test_each_refused_kind_of_key_stops_the_relay_and_reviewer_add_with_its_own_message(
+    kind: str, refused_keys: dict[str, RefusedKey], tmp_path: Path
+) -> None:
+    key = refused_keys[kind]
+    relay = new_relay(tmp_path / "relay")
+    key_file = relay.keys_dir / f"{key.fingerprint}.asc"
+    key_file.write_bytes(key.armored)
+    (relay.keys_dir / "olga.toml").write_text(
+        f'name = "olga"\nopenpgp_fingerprint = "{key.fingerprint}"\n'
+    )
+    with pytest.raises(RuntimeError) as refused:
+        relay.start()
+    log = str(refused.value)
+    expected = "OpenPGP private key" if kind == "secret" else key.message
+    assert expected in log and str(key_file) in log, log
+    assert relay.blob_paths() == []
+
+    given = tmp_path / "given.asc"
+    given.write_bytes(key.armored)
+    fresh_keys = tmp_path / "fresh-keys"
+    added = tiprelay("reviewer", "add", "olga", "--openpgp-key", given, "--keys-dir", fresh_keys,
+                     check=False)
+    assert added.returncode != 0
+    assert key.message in added.stderr, added.stderr
+    assert not list(fresh_keys.glob("*.toml")) and not list(fresh_keys.glob("*.asc"))
+
+
+def test_reviewer_add_writes_an_openpgp_reviewer_the_relay_then_encrypts_to(
+    gpg_reviewer: GpgReviewer, tmp_path: Path
+) -> None:
+    relay = new_relay(tmp_path / "relay")
+    given = tmp_path / "olga.asc"
+    given.write_bytes(gpg_reviewer.public_key)
+    tiprelay("reviewer", "add", "olga", "--openpgp-key", given, "--keys-dir", relay.keys_dir)
+    key_file = relay.keys_dir / f"{gpg_reviewer.fingerprint}.asc"
+    assert key_file.read_bytes() == gpg_reviewer.public_key
+    listed = tiprelay("reviewer", "list", "--keys-dir", relay.keys_dir).stdout
+    assert f"olga\topenpgp:{gpg_reviewer.fingerprint}" in listed
+    again = tiprelay("reviewer", "add", "olga2", "--openpgp-key", given, "--keys-dir",
+                     relay.keys_dir, check=False)
+    assert again.returncode != 0 and "have the same OpenPGP key" in again.stderr
+    relay.start()
+    try:
+        answer = json.loads(urlopen(relay.url + "/api/v1/recipients").read())
+        assert answer["recipients"] == [f"openpgp:{gpg_reviewer.fingerprint}", relay.recipient]
+        assert answer["openpgp_keys"] == {
+            gpg_reviewer.fingerprint: gpg_reviewer.public_key.decode()
+        }
+        assert answer["fingerprint"] == recipient_set_fingerprint(answer["recipients"])
+    finally:
+        relay.stop()
+    tiprelay("reviewer", "remove", "olga", "--keys-dir", relay.keys_dir)
+    assert not key_file.exists()
+
+
+# --- browser uploads with a wrong OpenPGP stanza ------------------------------------
+
+
+class FixedStanza:
+    """A recipient that writes a stanza of our choosing (to forge uploads)."""
+
+    def __init__(self, stanza: Stanza) -> None:
+        self.stanza = stanza
+
+    def wrap(self, file_key: bytes) -> list[Stanza]:
+        return [self.stanza]
+
+
+def test_an_upload_whose_openpgp_stanza_is_wrong_is_refused_and_nothing_is_stored(
+    two_kind_relay: TwoKindRelay,
+) -> None:
+    flow = two_kind_relay
+    age_key = X25519Recipient.parse(flow.relay.recipient)
+    olga = inspect_public_key(flow.openpgp.public_key, "olga")
+    plaintext = build_archive("x", [], language="ru", sealed_by="browser")
+    with gpg_reviewer_home("stranger") as stranger_home:
+        stranger = inspect_public_key(stranger_home.public_key, "stranger")
+        keyring = PublicKeyring.temporary([olga, stranger])
+        try:
+            to_olga = OpenPGPRecipient(olga, keyring)
+            to_stranger = OpenPGPRecipient(stranger, keyring)
+            valid = encrypt_bytes(plaintext, [age_key, to_olga])
+            stranger_body = to_stranger.wrap(bytes(16))[0].body
+            readdressed = Stanza(STANZA_TYPE, (olga.fingerprint,), stranger_body)
+            garbage = Stanza(STANZA_TYPE, (olga.fingerprint,), os.urandom(150))
+            cases = {
+                # The stranger's message under olga's fingerprint: the PKESK names another key.
+                "addressed to another key": encrypt_bytes(
+                    plaintext, [age_key, FixedStanza(readdressed)]
+                ),
+                "another reviewer's fingerprint": encrypt_bytes(plaintext, [age_key, to_stranger]),
+                "missing": encrypt_bytes(
+                    plaintext, [age_key, X25519Identity.generate().recipient]
+                ),
+                "garbage": encrypt_bytes(plaintext, [age_key, FixedStanza(garbage)]),
+                "twice": encrypt_bytes(plaintext, [age_key, to_olga, to_olga]),
+                "only the OpenPGP stanza": encrypt_bytes(plaintext, [to_olga]),
+            }
+        finally:
+            keyring.close()
+    for case, data in cases.items():
+        answer = send(flow.relay.url, "POST", "/api/v1/uploads",
+                      {"Tus-Resumable": "1.0.0", "Upload-Length": str(len(data))})
+        assert answer.status == 201, case
+        patched = send(
+            flow.relay.url, "PATCH", answer.headers["Location"],
+            {"Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+             "Content-Type": "application/offset+octet-stream"},
+            data,
+        )
+        assert patched.status == 422, (case, patched.status, patched.body[:300])
+        error = json.loads(patched.body)["error"]
+        assert error.startswith("The upload"), (case, error)
+        assert flow.relay.blob_paths() == [], case
+    assert not any("--decrypt" in r.args for r in gpg_runs(flow.gpg_log))
+    upload_sealed(flow.relay.url, valid)
+    assert len(flow.relay.blob_paths()) == 1
+
+
+def test_reviewer_add_strips_who_vouched_for_the_key_and_shows_what_stays_public(
+    gpg_reviewer: GpgReviewer, tmp_path: Path
+) -> None:
+    friend = make_key(gpg_reviewer.home, "friend")
+    gpg_reviewer.gpg("--local-user", friend, "--quick-sign-key", gpg_reviewer.fingerprint)
+    given = tmp_path / "olga.asc"
+    given.write_bytes(gpg_reviewer.gpg("--export", "--armor", gpg_reviewer.fingerprint))
+    friend_key_id = friend[-16:]
+    assert friend_key_id.encode() in run_gpg(gpg_reviewer.home, "--list-packets",
+                                             input_bytes=given.read_bytes())
+    keys_dir = tmp_path / "keys"
+    added = tiprelay("reviewer", "add", "olga", "--openpgp-key", given, "--keys-dir", keys_dir)
+    assert "olga <olga@example.org>" in added.stdout
+    assert "can read this key and its user IDs" in added.stdout.replace("\n", " ")
+    stored = (keys_dir / f"{gpg_reviewer.fingerprint}.asc").read_bytes()
+    packets = run_gpg(gpg_reviewer.home, "--list-packets", input_bytes=stored)
+    assert friend_key_id.encode() not in packets
+    assert inspect_public_key(stored, "stored").fingerprint == gpg_reviewer.fingerprint
+
+
+def test_a_key_that_expires_while_the_relay_runs_refuses_tips_clearly_and_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    home = new_gpg_home()
+    try:
+        fingerprint = make_key(home, "brief", expire="seconds=45")
+        armored = run_gpg(home, "--export", "--armor", fingerprint)
+        relay = new_relay(tmp_path / "relay")
+        (relay.keys_dir / f"{fingerprint}.asc").write_bytes(armored)
+        (relay.keys_dir / "brief.toml").write_text(
+            f'name = "brief"\nopenpgp_fingerprint = "{fingerprint}"\n'
+        )
+        relay.start()
+        try:
+            submit_form(relay.url, "before the key expires")
+            assert len(relay.blob_paths()) == 1
+            expires = inspect_public_key(armored, "brief").expires
+            assert expires is not None
+            time.sleep(max(0.0, expires - time.time()) + 1.5)
+            answer = post_form(relay.url, "after the key expired", path="/submit?lang=en")
+            assert answer.status == 503
+            assert b"cannot encrypt messages for our team" in answer.body
+            assert len(relay.blob_paths()) == 1
+            assert "submission.openpgp_wrap_failed" in relay.log_text()
+            assert "after the key" not in relay.log_text()
+        finally:
+            relay.stop()
+    finally:
+        remove_gpg_home(home)

@@ -7,7 +7,8 @@ files of their own. Pages, and anything else that could carry a secret, are
 never compressed (BREACH). The budgets are checked on the bytes that actually
 cross the wire when the browser asks as Firefox does: the form page with its CSS
 under 30 KB, the JavaScript the form loads under 120 KB; the sealing worker,
-loaded only when the source sends, is measured apart.
+loaded only when the source sends, and the OpenPGP wrapper, loaded only on
+relays with OpenPGP reviewers, are measured apart.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ FIREFOX_ACCEPT_ENCODING = "gzip, deflate, br, zstd"
 FORM_PAGE_BUDGET = 30 * 1024
 FORM_SCRIPT_BUDGET = 120 * 1024
 WORKER_BUDGET = 20 * 1024
+OPENPGP_WRAPPER_BUDGET = 120 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +136,11 @@ def test_the_form_page_and_its_script_fit_their_budgets_on_the_wire(
         weights["form script"] = len(script)
     _, worker = get(relay, "/static/dist/seal-worker.js", FIREFOX_ACCEPT_ENCODING)
     weights["sealing worker (loaded on send)"] = len(worker)
+    _, wrapper = get(relay, "/static/dist/openpgp-wrap.js", FIREFOX_ACCEPT_ENCODING)
+    weights["OpenPGP wrapper (OpenPGP reviewers only)"] = len(wrapper)
     print("bytes on the wire:", weights)
     for language in ("ru", "uk", "en"):
         assert weights[f"form page ({language}) + CSS"] < FORM_PAGE_BUDGET, weights
     assert weights["form script"] < FORM_SCRIPT_BUDGET, weights
     assert weights["sealing worker (loaded on send)"] < WORKER_BUDGET, weights
+    assert weights["OpenPGP wrapper (OpenPGP reviewers only)"] < OPENPGP_WRAPPER_BUDGET, weights

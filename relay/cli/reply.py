@@ -11,8 +11,7 @@ from pathlib import Path
 import click
 
 from relay.cli.common import fail, no_core_dumps, user_errors
-from relay.fingerprint import recipient_set_fingerprint
-from relay.team import default_team_path, pin_team, remembered_cases_folder
+from relay.team import default_team_path, openpgp_key_folder, pin_team, remembered_cases_folder
 
 _SUBMISSION_ID = re.compile(r"[0-9a-f]{32}")
 MAX_MESSAGE_BYTES = 1024 * 1024
@@ -26,24 +25,32 @@ MAX_ATTACHMENT_BYTES = 8 * 1024 * 1024
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def pin_team_command(team_path: Path | None, files: tuple[Path, ...]) -> None:
-    """Pin the team's age recipients on this (offline) machine, from FILES.
+    """Pin the team's recipients (age and OpenPGP) on this (offline) machine, from FILES.
 
     FILES are what the team brings by hand: recipient files (one age1... per
-    line) or the relay's keys/<name>.toml reviewer files. `tiprelay reply`
-    encrypts to exactly this set and refuses a pulled set with a key it lacks.
-    Pinning again replaces the set.
+    line), the relay's keys/<name>.toml reviewer files (for an OpenPGP
+    reviewer, with its <FINGERPRINT>.asc beside it) or armored OpenPGP public
+    keys (.asc). Each OpenPGP key is checked with gpg; a revoked, expired or
+    weak one is refused. `tiprelay reply` encrypts to exactly this set and
+    refuses a pulled set with a key it lacks. Pinning again replaces the set.
 
     \b
-    Example:
+    Examples:
       tiprelay pin-team alice.toml bob.toml carol-recipient.txt
+      tiprelay pin-team alice.toml olga.toml olga-key.asc
     """
     target = team_path or default_team_path()
     with user_errors():
         team = pin_team(target, files)
     click.echo(f"Pinned {len(team)} recipient(s) in {target}:")
-    for recipient in team:
+    for recipient in team.age:
         click.echo(f"  {recipient}")
-    click.echo(f"Fingerprint: {recipient_set_fingerprint(str(r) for r in team)}")
+    for key in team.openpgp:
+        names = f"  ({', '.join(key.user_ids)})" if key.user_ids else ""
+        click.echo(f"  {key}{names}")
+    if team.openpgp:
+        click.echo(f"OpenPGP keys kept in {openpgp_key_folder(target)}")
+    click.echo(f"Fingerprint: {team.fingerprint}")
     click.echo("Compare it with the one the relay's page shows sources.")
 
 
@@ -56,9 +63,14 @@ def _read_limited(path: Path, limit: int, what: str) -> bytes:
 
 
 @click.command()
-@click.option("-i", "--identity", "identity_paths", multiple=True, required=True,
+@click.option("-i", "--identity", "identity_paths", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Your identity file (to read the bundle's tips and replies).")
+@click.option("--gpg", "use_gpg", is_flag=True,
+              help="Read the bundle with your own gpg (an OpenPGP reviewer: its agent, "
+                   "pinentry and smartcard, as set up); instead of or besides -i.")
+@click.option("--gpg-homedir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="With --gpg: this gpg home instead of your usual one.")
 @click.option("-o", "--output", "out_dir",
               type=click.Path(file_okay=False, path_type=Path),
               help="The folder `tiprelay decrypt` writes to; the reply's plaintext goes "
@@ -80,6 +92,8 @@ def _read_limited(path: Path, limit: int, what: str) -> bytes:
 @click.argument("bundle_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def reply(
     identity_paths: tuple[Path, ...],
+    use_gpg: bool,
+    gpg_homedir: Path | None,
     out_dir: Path | None,
     submission_id: str,
     message: str | None,
@@ -101,8 +115,14 @@ def reply(
     Examples:
       tiprelay reply -i me.identity bundle/ --to 0f3c... -m "Go to ..."
       tiprelay reply -i me.identity -o decrypted/ bundle/ --to 0f3c... --message-file r.txt
+      tiprelay reply --gpg bundle/ --to 0f3c... -m "Go to ..."   (an OpenPGP reviewer)
     """
     no_core_dumps()
+    if not identity_paths and not use_gpg:
+        fail("Nothing to read the bundle with.",
+             "Pass -i IDENTITY_FILE, or --gpg for an OpenPGP key.")
+    if gpg_homedir is not None and not use_gpg:
+        fail("--gpg-homedir is used with --gpg.")
     if out_dir is None:
         out_dir = remembered_cases_folder()
         if out_dir is None:
@@ -130,7 +150,9 @@ def reply(
             (path.name, _read_limited(path, MAX_ATTACHMENT_BYTES, "attachment"))
             for path in attachments
         ]
-        identities = load_identities(identity_paths, passphrase_file)
+        identities = load_identities(
+            identity_paths, passphrase_file, gpg=use_gpg, gpg_home=gpg_homedir
+        )
         written = write_reply(
             bundle_dir,
             out_dir,

@@ -151,7 +151,23 @@ def add(
     except KeyringError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"Added reviewer {name} ({path}). {_RELOAD_HINT}")
+    if openpgp_key is not None:
+        _warn_public_user_ids(keys_dir, name)
     _ensure_salt(keys_dir)
+
+
+def _warn_public_user_ids(keys_dir: Path, name: str) -> None:
+    from relay.keyring import load_keyring
+
+    reviewer = next(r for r in load_keyring(keys_dir).reviewers if r.name == name)
+    assert reviewer.openpgp_key is not None
+    click.echo(
+        "Everyone who opens the relay's page, and anyone who seizes the server, can read "
+        "this key and its user IDs (third-party signatures were removed):"
+    )
+    for user_id in reviewer.openpgp_key.user_ids:
+        click.echo(f"  {user_id}")
+    click.echo(f"Fingerprint: {reviewer.openpgp_key.fingerprint}")
 
 
 def _read_openpgp_key(path: Path) -> bytes:

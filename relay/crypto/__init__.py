@@ -12,6 +12,8 @@ encrypting side never pulls in secret-key code:
 - ``relay.crypto.openpgp_recipient`` wrapping to it in a public-only gpg home
 - ``relay.crypto.openpgp_identity``  unwrapping with the reviewer's own gpg
 - ``relay.crypto.openpgp_packets``   a bounded reader of the stanza's packets
+- ``relay.crypto.age_plugin``  ``age-plugin-tiprelay``: stock age opens them via gpg
+- ``relay.crypto.plugin_ipc``  the age plugin protocol's stanzas, read within bounds
 - ``relay.crypto.encrypt``     streaming encryption (server-safe)
 - ``relay.crypto.decrypt``     streaming decryption (offline only)
 - ``relay.crypto.format``      header parsing and writing

@@ -183,6 +183,30 @@ def inspect_public_key(
     )
 
 
+def minimal_public_key(data: bytes, source: str, *, scratch: Path | None = None) -> bytes:
+    """The key as the relay publishes it: armored, without third-party signatures.
+
+    Other people's signatures on a reviewer's key tell who vouched for them,
+    which the relay's page and a seized server must not show. gpg's
+    ``export-minimal`` keeps only the self-signatures that make the key usable.
+    The user IDs stay (gpg and OpenPGP.js need one): the reviewer is told.
+    """
+    key = inspect_public_key(data, source, scratch=scratch)
+    home = Path(tempfile.mkdtemp(prefix="tiprelay-gpg-", dir=scratch))
+    try:
+        gpg = open_gpg(home, env=quiet_environment(home), options=NO_DAEMON_OPTIONS)
+        imported = gpg.import_keys(key.armored)
+        if not imported.count:
+            raise OpenPGPKeyError(f"{source}: gpg could not import the key.")
+        exported = gpg.export_keys([key.fingerprint], armor=True, minimal=True)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    minimal = (exported if isinstance(exported, str) else exported.decode("ascii")).encode("ascii")
+    if inspect_public_key(minimal, source, scratch=scratch).fingerprint != key.fingerprint:
+        raise OpenPGPKeyError(f"{source}: the minimized key is not the same key.")
+    return minimal
+
+
 def inspect_public_key_file(path: Path, *, scratch: Path | None = None) -> OpenPGPPublicKey:
     """inspect_public_key on a file, bounded in size."""
     try:
@@ -199,4 +223,5 @@ __all__ = [
     "OpenPGPPublicKey",
     "inspect_public_key",
     "inspect_public_key_file",
+    "minimal_public_key",
 ]

@@ -75,6 +75,11 @@ RELAY_BUSY = Problem(
     N_("Too many messages are arriving at this moment. Please wait a minute and send "
        "again."),
 )
+CANNOT_ENCRYPT = Problem(
+    503,
+    N_("The relay cannot accept messages right now"),
+    N_("It cannot encrypt messages for our team at this moment. Please try again later."),
+)
 SERVER_SEALING_OFF = Problem(
     403,
     N_("This form needs JavaScript"),

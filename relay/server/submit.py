@@ -41,6 +41,7 @@ from aiohttp.multipart import (
 from relay.activity import activity
 from relay.config import Config
 from relay.conversation.codename import Codename
+from relay.crypto.openpgp_gpg import GpgError
 from relay.crypto.spool import EphemeralSpool
 from relay.errors import StorageFullError
 from relay.log import get_logger
@@ -54,6 +55,7 @@ from relay.server.codenames import (
     relay_salt,
 )
 from relay.server.problems import (
+    CANNOT_ENCRYPT,
     EMPTY_SUBMISSION,
     INVALID_TEXT,
     MALFORMED_FORM,
@@ -163,6 +165,11 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
                 )
             except StorageFullError:
                 raise SourceProblem(STORAGE_FULL) from None
+            except GpgError as error:
+                # An OpenPGP reviewer's key gpg will not encrypt to (expired since
+                # the start, say): the operator must act; nothing was stored.
+                _log.error("submission.openpgp_wrap_failed", error_type=type(error).__name__)
+                raise SourceProblem(CANNOT_ENCRYPT) from None
             except OSError as error:
                 if error.errno == errno.ENOSPC:
                     raise SourceProblem(STORAGE_FULL) from None

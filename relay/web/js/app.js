@@ -9,6 +9,7 @@
 import { setUpConversationPage } from "./conversation_page.js";
 import { recipientSetFingerprint } from "./fingerprint.js";
 import { MetadataPanel } from "./metadata/panel.js";
+import { loadOpenpgpWrap } from "./openpgp_loader.js";
 import { canSealInBrowser, sealSubmission } from "./seal.js";
 import { startUpload } from "./upload.js";
 
@@ -22,9 +23,10 @@ function byId(id) {
 }
 
 class SealingPage {
-  constructor(form, recipients, settings, messages) {
+  constructor(form, recipients, openpgpKeys, settings, messages) {
     this.form = form;
     this.recipients = recipients;
+    this.openpgpKeys = openpgpKeys;
     this.settings = settings;
     this.messages = messages;
     this.status = byId("sealing-status");
@@ -119,6 +121,7 @@ class SealingPage {
         language: this.settings.language,
         day: this.settings.day,
         recipients: this.recipients,
+        openpgpKeys: this.openpgpKeys,
         conversation: tip.fields,
         maxWorkers: this.settings.sealWorkersMax,
         onPlaintext: (count) => {
@@ -314,7 +317,13 @@ function main() {
     return; // the form keeps working without us, and the page says the server encrypts
   }
   const recipients = recipientsBlock.recipients;
-  const page = new SealingPage(form, recipients, settings, messages);
+  const openpgpKeys = recipientsBlock.openpgp_keys || {};
+  if (Object.keys(openpgpKeys).length > 0 && !(globalThis.crypto && crypto.subtle)) {
+    // OpenPGP.js needs WebCrypto, which only secure contexts have (https,
+    // .onion in Tor Browser, localhost): without it, the server encrypts.
+    return;
+  }
+  const page = new SealingPage(form, recipients, openpgpKeys, settings, messages);
   if (recipientSetFingerprint(recipients) !== recipientsBlock.fingerprint) {
     // The page contradicts itself: refuse to seal, and refuse the no-JS path too.
     page.show();
@@ -324,6 +333,11 @@ function main() {
   }
   page.show();
   page.conversation = setUpConversationPage();
+  if (Object.keys(openpgpKeys).length > 0) {
+    // OpenPGP reviewers: fetch their wrapper now, while the source writes, so
+    // that sending does not wait for it (a failure here is tried again then).
+    loadOpenpgpWrap().catch(() => {});
+  }
 }
 
 // For bench/upload.py and the tests: seal without uploading (no DOM needed).

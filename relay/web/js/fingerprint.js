@@ -9,12 +9,12 @@ const FINGERPRINT_BYTES = 10;
 const GROUP_LENGTH = 4;
 
 function compareBytes(a, b) {
-  // age recipients are ASCII, where UTF-16 code-unit order is byte order;
+  // Recipients (age1…, openpgp:<FPR>) are ASCII, where UTF-16 code-unit order is byte order;
   // compare explicitly anyway so the definition never depends on locale.
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** The short, human-comparable fingerprint of a set of age recipients. */
+/** The short, human-comparable fingerprint of a set of recipients (`age1…`, `openpgp:<FPR>`). */
 export function recipientSetFingerprint(recipients) {
   const unique = [...new Set(recipients.map(String))].sort(compareBytes);
   if (unique.length === 0) {

@@ -51,6 +51,8 @@ export function canSealInBrowser() {
  * `onPlaintext(n)` reports plaintext bytes consumed; `maxWorkers` bounds the
  * workers (the page's sealWorkersMax setting).
  * `conversation` (conversationFields) goes into submission.json when given.
+ * `openpgpKeys` maps each `openpgp:<FINGERPRINT>` recipient's fingerprint to
+ * its armored public key (the page's #recipients block).
  */
 export async function sealSubmission({
   message,
@@ -58,6 +60,7 @@ export async function sealSubmission({
   language,
   day,
   recipients,
+  openpgpKeys = {},
   onPlaintext,
   conversation = null,
   maxWorkers = 1,
@@ -66,7 +69,7 @@ export async function sealSubmission({
     throw new Error("no recipients on the page");
   }
   const plan = planSubmission({ message, files, language, day, sealedBy: "browser", conversation });
-  const { header, fileKey, nonce } = await newAgeHeader(recipients);
+  const { header, fileKey, nonce } = await newAgeHeader(recipients, { openpgpKeys });
   const key = payloadKey(fileKey, nonce);
   fileKey.fill(0);
   const sealers = startSealers(workerCount(maxWorkers), WORKER_URL);
