@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import tarfile
 import time
@@ -25,7 +26,7 @@ import pytest
 
 from relay.container import build_archive
 from relay.crypto.encrypt import encrypt_bytes
-from relay.crypto.format import Stanza
+from relay.crypto.format import Stanza, read_header
 from relay.crypto.identities import X25519Identity
 from relay.crypto.openpgp_keys import inspect_public_key
 from relay.crypto.openpgp_recipient import STANZA_TYPE, OpenPGPRecipient, PublicKeyring
@@ -175,6 +176,15 @@ def test_the_relays_gpg_sees_only_file_keys_and_leaves_nothing_outside_its_data_
     runs = gpg_runs(flow.gpg_log)
     encryptions = [r for r in runs if "--encrypt" in r.args]
     assert len(encryptions) == 3
+    # gpg dates what it encrypts: every tip carries the same moment (the relay's
+    # start), none its own time of arrival.
+    dates = set()
+    for blob in flow.relay.blob_paths():
+        with blob.open("rb") as source:
+            [stanza] = [s for s in read_header(source).stanzas if s.type == STANZA_TYPE]
+        listing = flow.openpgp.gpg("--list-packets", input_bytes=stanza.body).decode()
+        dates.add(re.search(r"literal data packet:\s+mode b \(62\), created ([0-9]+)", listing)[1])
+    assert len(dates) == 1, dates
     assert all(len(r.stdin) == 16 for r in encryptions)  # the file key, nothing else
     assert not any(MARKER in r.stdin or MARKER in r.stdout for r in runs)
     homes = {r.args[r.args.index("--homedir") + 1] for r in runs if "--homedir" in r.args}

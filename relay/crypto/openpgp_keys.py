@@ -39,7 +39,7 @@ class OpenPGPPublicKey:
     fingerprint: str  # the primary key's, 40 upper-case hex digits
     encryption_key_ids: frozenset[str]  # 16 hex digits each: the keys gpg may encrypt to
     user_ids: tuple[str, ...]
-    expires: int | None  # seconds since the epoch, the earliest expiry that matters
+    expires: int | None  # seconds since the epoch: when it can no longer encrypt; None: never
     armored: str  # exactly as given (ASCII armor)
 
     def __str__(self) -> str:
@@ -105,12 +105,13 @@ def _check_record(record: dict[str, Any], source: str, now: float) -> None:
         )
 
 
-def _encryption_keys(record: dict[str, Any], source: str, now: float) -> tuple[set[str], list[int]]:
-    """Key ids gpg could encrypt to, checking each such subkey; and their expiries."""
-    key_ids: set[str] = set()
-    expiries: list[int] = []
+def _encryption_keys(
+    record: dict[str, Any], source: str, now: float
+) -> dict[str, int | None]:
+    """Key ids gpg could encrypt to, checking each such subkey, with their expiry."""
+    keys: dict[str, int | None] = {}
     if "e" in record.get("cap", ""):
-        key_ids.add(record["keyid"])
+        keys[record["keyid"]] = None  # the primary's own expiry applies anyway
     for key_id, sub in (record.get("subkey_info") or {}).items():
         expires = _expiry(sub)
         if "e" not in sub.get("cap", "") or sub.get("trust", "") in _UNUSABLE_VALIDITY:
@@ -124,10 +125,17 @@ def _encryption_keys(record: dict[str, Any], source: str, now: float) -> tuple[s
                 f"{record.get('fingerprint', '?')} uses {weak}, a weak algorithm. "
                 "Use Curve25519 (cv25519) or RSA of at least 3072 bits."
             )
-        key_ids.add(key_id)
-        if expires is not None:
-            expiries.append(expires)
-    return key_ids, expiries
+        keys[key_id] = expires
+    return keys
+
+
+def _usable_until(primary_expires: int | None, subkeys: dict[str, int | None]) -> int | None:
+    """When the key stops being usable for encryption: the primary's expiry, or the
+    last of its encryption keys' (None: never)."""
+    expiries = [e for e in subkeys.values() if e is not None]
+    last = None if len(expiries) < len(subkeys) else max(expiries, default=0)
+    limits = [e for e in (primary_expires, last) if e is not None]
+    return min(limits) if limits else None
 
 
 def inspect_public_key(
@@ -165,20 +173,18 @@ def inspect_public_key(
         raise OpenPGPKeyError(
             f"{source}: only version 4 OpenPGP keys (40-digit fingerprints) are supported."
         )
-    key_ids, expiries = _encryption_keys(record, source, now)
-    if not key_ids:
+    subkeys = _encryption_keys(record, source, now)
+    if not subkeys:
         raise OpenPGPKeyError(
             f"{source}: OpenPGP key {fingerprint} has no usable encryption subkey (it can "
             "only sign, or its encryption subkeys are expired or revoked). Add one with "
             "`gpg --quick-add-key FINGERPRINT cv25519 encr`."
         )
-    own = _expiry(record)
-    all_expiries = [e for e in (own, *expiries) if e is not None]
     return OpenPGPPublicKey(
         fingerprint=fingerprint,
-        encryption_key_ids=frozenset(key_ids),
+        encryption_key_ids=frozenset(subkeys),
         user_ids=tuple(record.get("uids") or ()),
-        expires=min(all_expiries) if all_expiries else None,
+        expires=_usable_until(_expiry(record), subkeys),
         armored=text,
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -56,6 +57,13 @@ class PublicKeyring:
             raise GpgError(f"A secret key reached the relay's gpg home {home}: refusing.")
         self._gpg = open_gpg(home, env=environment, options=_READ_ONLY_OPTIONS)
         self._keys = {key.fingerprint: key for key in keys}
+        # gpg dates the literal packet around each file key with its clock. Stop
+        # that clock when the home is made (the relay's start or reload): every
+        # tip sealed until the next reload carries that same moment, so none
+        # carries its own time (submission.json has no time finer than the day).
+        # gpg accepts these keys at that moment, as they were checked then;
+        # expiry is checked below against the real clock.
+        self._clock = time.strftime("%Y%m%dT%H%M%S!", time.gmtime())
 
     @classmethod
     def temporary(cls, keys: Sequence[OpenPGPPublicKey]) -> PublicKeyring:
@@ -68,8 +76,14 @@ class PublicKeyring:
         key = self._keys.get(fingerprint)
         if key is None:
             raise GpgError(f"OpenPGP key {fingerprint} is not in the relay's gpg home.")
+        if key.expires is not None and key.expires <= time.time():
+            raise GpgError(f"OpenPGP key {fingerprint} has expired.")
         result = self._gpg.encrypt(
-            file_key, [fingerprint], armor=False, always_trust=True, extra_args=_ENCRYPT_OPTIONS
+            file_key,
+            [fingerprint],
+            armor=False,
+            always_trust=True,
+            extra_args=[*_ENCRYPT_OPTIONS, "--faked-system-time", self._clock],
         )
         message = bytes(result.data)
         if not result.ok or not message:
