@@ -183,7 +183,7 @@ def test_gpg_missing_is_said_plainly(gpg_reviewer: GpgReviewer, tmp_path: Path) 
     done = run([AGE, "-d", "-i", sealed.plugin_identity, sealed.path], env=env,
                capture_output=True, start_new_session=True, check=False)
     assert done.returncode != 0
-    assert "tiprelay plugin: gpg (gpg) cannot be run: is GnuPG installed?" in done.stderr.decode()
+    assert "tiprelay plugin: gpg cannot be run: is GnuPG installed?" in done.stderr.decode()
 
 
 def test_a_wrong_passphrase_fails_with_the_plugins_message(

@@ -259,7 +259,7 @@ def test_without_gpg_on_the_path_the_reviewer_is_told_to_install_gnupg(
     empty = tmp_path / "bin"
     empty.mkdir()
     said = failed_decrypt(tip, gpg_reviewer.environment(PATH=str(empty)))
-    assert ("error: gpg (gpg) cannot be run: is GnuPG installed? On Debian: apt install gnupg."
+    assert ("error: gpg cannot be run: is GnuPG installed? On Debian: apt install gnupg."
             in said)
 
 

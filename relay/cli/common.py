@@ -22,8 +22,8 @@ from relay.errors import USER_ERRORS
 HINTS: dict[type[Exception], str] = {
     age_errors.WrongPassphraseError: "Type the passphrase again; it is case-sensitive.",
     age_errors.NoIdentityMatchError: (
-        "Use the identity of a reviewer this file was encrypted to "
-        "(its age1... recipient must have been given when encrypting)."
+        "Use the identity of a reviewer this file was encrypted to (its age1... "
+        "recipient, or with --gpg their OpenPGP key, must have been given when encrypting)."
     ),
     age_errors.NotAnAgeFileError: "Check that you passed the .age file, not something else.",
     age_errors.PayloadError: "Copy the file again from its source; it was cut or altered.",

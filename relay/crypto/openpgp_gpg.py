@@ -84,7 +84,7 @@ def open_gpg(
         )
     except OSError:
         raise GpgMissingError(
-            f"gpg ({binary}) cannot be run: is GnuPG installed? On Debian: apt install gnupg."
+            f"{binary} cannot be run: is GnuPG installed? On Debian: apt install gnupg."
         ) from None
     except ValueError as exc:  # python-gnupg: the home is not a folder
         raise GpgError(f"gpg cannot use its home folder: {exc}") from None
