@@ -433,10 +433,17 @@ def write_reviewer_file(
         lines.append(f'age_recipient = "{recipient}"')
     if api_key is not None:
         lines.append(f'api_key = "{API_KEY_PREFIX}{base64.b64encode(api_key).decode()}"')
-    if openpgp_key is not None:
-        # The key first: a reviewer file naming a missing key would stop the relay.
-        _write_new_file(key_file, openpgp_key.armored.encode("ascii"))
-    _write_new_file(target, ("\n".join(lines) + "\n").encode())
+    if openpgp_key is None:
+        _write_new_file(target, ("\n".join(lines) + "\n").encode())
+        return target
+    # The key first: a reviewer file naming a missing key would stop the relay;
+    # and no key without its reviewer file is left behind, which would too.
+    _write_new_file(key_file, openpgp_key.armored.encode("ascii"))
+    try:
+        _write_new_file(target, ("\n".join(lines) + "\n").encode())
+    except BaseException:
+        key_file.unlink(missing_ok=True)
+        raise
     return target
 
 
