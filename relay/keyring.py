@@ -487,12 +487,15 @@ class KeyringHolder:
         self._gpg_folder = gpg_folder
         if gpg_folder is not None:
             shutil.rmtree(gpg_folder, ignore_errors=True)  # homes of an earlier run
-            gpg_folder.mkdir(mode=0o700, parents=True)
         self._previous: PublicKeyring | None = None
         self._current, self._public_keyring = self._load()
 
     def _load(self) -> tuple[Keyring, PublicKeyring | None]:
-        keyring = load_keyring(self.keys_dir, scratch=self._gpg_folder)
+        # The gpg folder is made only when there are OpenPGP keys to check.
+        has_openpgp_keys = any(p.suffix == OPENPGP_KEY_SUFFIX for p in self.keys_dir.glob("*"))
+        if self._gpg_folder is not None and has_openpgp_keys:
+            self._gpg_folder.mkdir(mode=0o700, exist_ok=True)
+        keyring = load_keyring(self.keys_dir, scratch=self._scratch())
         if not keyring.openpgp_keys:
             return keyring, None
         if self._gpg_folder is None:
@@ -503,6 +506,10 @@ class KeyringHolder:
         except GpgError as exc:
             shutil.rmtree(home, ignore_errors=True)
             raise KeyringError(f"The relay's gpg home could not be made: {exc}") from None
+
+    def _scratch(self) -> Path | None:
+        folder = self._gpg_folder
+        return folder if folder is not None and folder.is_dir() else None
 
     @property
     def current(self) -> Keyring:
@@ -530,8 +537,10 @@ class KeyringHolder:
         return new
 
     def close(self) -> None:
-        """Remove the gpg homes (at a clean stop)."""
+        """Remove the gpg homes and their folder (at a clean stop)."""
         for keyring in (self._previous, self._public_keyring):
             if keyring is not None:
                 keyring.close()
         self._previous = self._public_keyring = None
+        if self._gpg_folder is not None:
+            shutil.rmtree(self._gpg_folder, ignore_errors=True)

@@ -348,7 +348,6 @@ $listing"
   fi
   grep -q "$recipient" <<<"$listing" || fail "the remaining reviewer was dropped"
   log "compose: reviewer added and removed with SIGHUP reloads"
-  check_openpgp_reviewer
 }
 
 check_openpgp_reviewer() {
@@ -488,5 +487,6 @@ check_compose_stack
 check_reviewer_changes
 check_logs_compose
 check_backup_and_restore
+check_openpgp_reviewer
 finish_compose
 echo "docker smoke: OK in $((SECONDS - started))s; relay image $image_bytes bytes, $layers layers"

@@ -278,6 +278,9 @@ GUIDE_COMMANDS_RUN_BY_SMOKE: dict[str, str] = {
     "tiprelay reviewer add alice --age-recipient age1... --api-key ed25519:...": (
         'tiprelay_in_image reviewer add bob --age-recipient "$bob" --api-key "$bob_api_key"'
     ),
+    "tiprelay reviewer add olga --openpgp-key olga.asc --api-key ed25519:...": (
+        "tiprelay_in_image reviewer add olga --openpgp-key /dev/stdin"
+    ),
     "tiprelay reviewer list": "tiprelay_in_image reviewer list",
     "tiprelay reviewer remove alice": "tiprelay_in_image reviewer remove bob",
     "docker-compose kill -s HUP relay": "compose kill -s HUP relay",

@@ -8,6 +8,7 @@ is searched byte for byte, as a forensic examiner would.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -23,8 +24,9 @@ import pytest
 
 from relay.crypto.signing import SigningKey
 from relay.store import SubmissionRecord, SubmissionStore
+from tests.support_openpgp import add_openpgp_reviewer, gpg_reviewer_home
 from tests.support_reviewer import list_ids, send, signed, signed_headers, submit_form
-from tests.support_server import RelayServer, running_relay
+from tests.support_server import RelayServer, new_relay, running_relay
 
 REPO = Path(__file__).resolve().parent.parent
 LIST = "/api/v1/submissions"
@@ -268,13 +270,20 @@ def test_a_blur_run_gives_every_file_and_folder_one_change_time_and_midnight(
         assert reply_file.stat().st_mtime_ns == midnight_of(slot.day)
 
 
+@pytest.mark.parametrize("team", ["age", "age and OpenPGP"])
 def test_the_running_relay_blurs_change_times_on_its_period(
-    tmp_path: Path, api_key: SigningKey
+    tmp_path: Path, api_key: SigningKey, team: str
 ) -> None:
     settings = {"file_times_blur_seconds": 1}
-    with running_relay(
-        tmp_path / "relay", settings, api_key_text=api_key.public_key_text
-    ) as relay:
+    with contextlib.ExitStack() as stack:
+        relay = new_relay(tmp_path / "relay", settings, api_key_text=api_key.public_key_text)
+        if team == "age and OpenPGP":  # the relay's gpg home is in the data folder too
+            olga = stack.enter_context(gpg_reviewer_home())
+            add_openpgp_reviewer(relay.keys_dir, "olga", olga)
+        relay.start()
+        stack.callback(relay.stop)
+        if team == "age and OpenPGP":
+            assert (relay.data_dir / "openpgp-keyring").is_dir()
         for number in range(3):
             submit_form(relay.url, f"tip {number}", [("a.bin", os.urandom(500))])
         paths = every_path(relay.data_dir)

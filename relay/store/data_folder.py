@@ -260,6 +260,7 @@ class SubmissionStore:
                 names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
             for name in names:
                 restamp_to_midnight(folder / name)
+        self._blur_other_folders()
         with self.database.lock:  # no transaction creates or writes the journal meanwhile
             with os.scandir(self.data_dir) as entries:
                 names = [entry.name for entry in entries if entry.is_file(follow_symlinks=False)]
@@ -267,6 +268,21 @@ class SubmissionStore:
                 restamp_to_midnight(self.data_dir / name)
         for folder in (*self._folders, self.data_dir):
             restamp_to_midnight(folder)
+
+    def _blur_other_folders(self) -> None:
+        """Folders the store does not own (the relay's gpg home of public keys), whole."""
+        known = {Path(folder) for folder in self._folders}
+        with os.scandir(self.data_dir) as entries:
+            others = [
+                Path(entry.path)
+                for entry in entries
+                if entry.is_dir(follow_symlinks=False) and Path(entry.path) not in known
+            ]
+        for top in others:
+            for root, folders, files in os.walk(top, topdown=False):
+                for name in (*files, *folders):
+                    restamp_to_midnight(Path(root) / name)
+            restamp_to_midnight(top)
 
     # --- health ---
 
