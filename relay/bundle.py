@@ -39,7 +39,7 @@ from relay.conversation.reply import ReplyError, ReplyLimits, read_reply
 from relay.conversation.slots import DEFAULT_RING_SIZE, ring_tags, slot_of_reply
 from relay.crypto.decrypt import decrypt_bytes, open_decrypted
 from relay.crypto.errors import AgeError, NoIdentityMatchError
-from relay.crypto.openpgp_gpg import GpgError
+from relay.crypto.openpgp_gpg import GpgSetupError
 from relay.crypto.unwrap import Identity
 from relay.errors import ContainerError
 from relay.files import HASH_CHUNK_BYTES, NotARegularFileError, open_regular_file
@@ -294,8 +294,9 @@ def _place_reply(
         plaintext = decrypt_bytes(ciphertext, identities)
     except NoIdentityMatchError:
         return "it is not encrypted to this identity: it was not written to this team"
-    except GpgError:
-        raise  # the reviewer's gpg, not this reply: stop and say why
+    except GpgSetupError as exc:
+        # This machine's gpg (passphrase, card, pinentry), not this reply: stop.
+        raise type(exc)(f"{exc} (while opening a reply)") from None
     except AgeError as exc:
         return f"it is damaged ({exc})"
     try:
@@ -361,8 +362,9 @@ def _decrypt_one(
             if hashing.finish_digest() != info.sha256:  # a damaged stanza looks foreign too
                 return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
             return SubmissionOutcome(info, NOT_FOR_IDENTITY, detail=_not_for_me_detail())
-        except GpgError:
-            raise  # a wrong PIN or an absent card is not damage: stop and say why
+        except GpgSetupError as exc:
+            # A wrong PIN or an absent card is not damage: stop, and say where.
+            raise type(exc)(f"{exc} (while opening submission {info.id})") from None
         except AgeError as exc:
             damaged_in_transit = hashing.finish_digest() != info.sha256
             return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(damaged_in_transit, exc))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,11 +25,13 @@ import pytest
 from relay.container import build_archive
 from relay.crypto.decrypt import decrypt_bytes
 from relay.crypto.encrypt import encrypt_bytes
+from relay.crypto.format import Stanza, read_header
 from relay.crypto.identities import X25519Identity
 from relay.crypto.openpgp_gpg import GpgCardError, GpgWrongPassphraseError
 from relay.crypto.openpgp_identity import GpgIdentity
 from relay.crypto.openpgp_keys import inspect_public_key
-from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring
+from relay.crypto.openpgp_packets import MAX_MESSAGE_BYTES
+from relay.crypto.openpgp_recipient import STANZA_TYPE, OpenPGPRecipient, PublicKeyring
 from relay.manifest import SubmissionInfo, write_manifest
 from tests.support_openpgp import (
     GpgReviewer,
@@ -298,3 +301,84 @@ def test_a_bundle_stops_at_the_first_gpg_failure_and_marks_no_tip_damaged(
     messages = sorted(path.read_text() for path in cases.rglob("message.txt"))
     assert messages == [f"tip {number}" for number in range(1, len(entries) + 1)]
 
+
+
+# --- hostile stanzas: anyone can encrypt to a reviewer's public key ------------------
+
+
+class FixedStanza:
+    """A recipient that writes the stanza a hostile sender chose."""
+
+    def __init__(self, stanza: Stanza) -> None:
+        self.stanza = stanza
+
+    def wrap(self, file_key: bytes) -> list[Stanza]:
+        return [self.stanza]
+
+
+def hostile_tip(reviewer: GpgReviewer, body: bytes) -> bytes:
+    stanza = Stanza(STANZA_TYPE, (reviewer.fingerprint,), body)
+    return encrypt_bytes(build_archive("hostile", day=DAY, sealed_by="browser"),
+                         [FixedStanza(stanza), X25519Identity.generate().recipient])
+
+
+def test_a_compressed_bomb_in_a_stanza_is_refused_in_bounded_memory(
+    gpg_reviewer: GpgReviewer, tmp_path: Path
+) -> None:
+    # 2 GB of zeros, bzip2-compressed inside the OpenPGP message: a few KB,
+    # within the relay's 4 KiB cap, so an upload check would pass it.
+    made = run(
+        ["bash", "-c", 'head -c 2G /dev/zero | gpg --homedir "$1" --batch --trust-model always '
+         '--compress-algo bzip2 --compress-level 9 --encrypt --recipient "$2"',
+         "bomb", str(gpg_reviewer.home), gpg_reviewer.fingerprint],
+        capture_output=True, timeout=300, check=True,
+    )
+    bomb = made.stdout
+    assert len(bomb) < MAX_MESSAGE_BYTES
+    tip = tmp_path / "bomb.age"
+    tip.write_bytes(hostile_tip(gpg_reviewer, bomb))
+    # The peak memory of tiprelay and of the gpg it runs, measured by a parent of
+    # their own (this test process's children include browsers of other tests).
+    measure = (
+        "import resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "print(done.stderr, end='')\n"
+    )
+    out = tmp_path / "bomb.tar"
+    result = run(
+        [sys.executable, "-c", measure, TIPRELAY, "decrypt", "--gpg", "-o", str(out), str(tip)],
+        capture_output=True, text=True, env=gpg_reviewer.environment(), timeout=120,
+    )
+    first, _, said = result.stdout.partition("\n")
+    status, peak_kib = map(int, first.split())
+    assert status == 1 and not out.exists(), result.stdout
+    assert "could not open the OpenPGP stanza" in said or "16-byte file key" in said, said
+    assert peak_kib < 300 * 1024, f"tiprelay or its gpg peaked at {peak_kib} KiB"
+
+
+def test_one_damaged_stanza_in_a_bundle_marks_that_tip_and_the_others_open(
+    gpg_reviewer: GpgReviewer, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "bundle"
+    entries = write_bundle(bundle, gpg_reviewer, 3)
+    # Damage the second tip's stanza past its PKESK (the relay's check reads the
+    # PKESK only, so such a file is stored), and keep the manifest's hash true.
+    damaged = bundle / entries[1].file_name
+    data = bytearray(damaged.read_bytes())
+    with damaged.open("rb") as source:
+        [stanza] = [s for s in read_header(source).stanzas if s.type == STANZA_TYPE]
+    body = bytearray(stanza.body)
+    body[-5] ^= 0x01
+    data[:] = hostile_tip(gpg_reviewer, bytes(body))
+    damaged.write_bytes(data)
+    entries[1] = SubmissionInfo(entries[1].id, DAY, len(data),
+                                hashlib.sha256(data).hexdigest(), "browser")
+    write_manifest(bundle, entries)
+
+    cases = tmp_path / "cases"
+    result = tiprelay_decrypt("--gpg", bundle, "-o", cases, env=gpg_reviewer.environment())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "damaged" in result.stdout.lower(), result.stdout
+    messages = sorted(path.read_text() for path in cases.rglob("message.txt"))
+    assert messages == ["tip 1", "tip 3"]

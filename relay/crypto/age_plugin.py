@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import os
 import signal
-import stat
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from typing import Protocol
 from . import bech32, primitives
 from .errors import AgeError, HeaderError, KeyFormatError
 from .format import Stanza
-from .openpgp_gpg import FINGERPRINT, GpgError, open_gpg
+from .openpgp_gpg import FINGERPRINT, GpgError, open_gpg, point_pinentry_at_terminal
 from .openpgp_identity import GpgIdentity, stanza_fingerprint
 from .openpgp_recipient import STANZA_TYPE
 from .plugin_ipc import ClientGoneError, PluginProtocolError, StanzaChannel
@@ -283,43 +282,6 @@ def serve_recipient_v1(channel: StanzaChannel) -> None:
     channel.send("done")
 
 
-def _controlling_terminal() -> str | None:
-    """The path of our controlling terminal (/dev/pts/N), or None (Linux /proc)."""
-    for descriptor in (0, 1, 2):  # under age these are pipes and /dev/null
-        with contextlib.suppress(OSError):
-            return os.ttyname(descriptor)
-    try:
-        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
-        device = int(fields[4])  # tty_nr, after state, ppid, pgrp and session
-    except (OSError, IndexError, ValueError):
-        return None
-    if device == 0:
-        return None
-    # "/dev/tty" itself means nothing to gpg-agent, which has no terminal: it
-    # needs the device's own name.
-    candidates = sorted(Path("/dev/pts").glob("[0-9]*")) + sorted(Path("/dev").glob("tty*"))
-    for candidate in candidates:
-        with contextlib.suppress(OSError):
-            status = candidate.stat()
-            if stat.S_ISCHR(status.st_mode) and status.st_rdev == device:
-                return str(candidate)
-    return None
-
-
-def _set_gpg_tty() -> None:
-    """Point gpg-agent's pinentry at the reviewer's terminal: age holds our stdin and stdout.
-
-    gpg tells its agent where to ask from GPG_TTY (else from its own stdin,
-    which python-gnupg makes a pipe), so without this a curses or tty
-    pinentry could not ask at all.
-    """
-    if os.environ.get("GPG_TTY"):
-        return
-    terminal = _controlling_terminal()
-    if terminal is not None:
-        os.environ["GPG_TTY"] = terminal
-
-
 def _normalise_fingerprint(text: str) -> str:
     fingerprint = "".join(text.split()).upper().removeprefix("0X")
     if not FINGERPRINT.fullmatch(fingerprint):
@@ -388,7 +350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     # age ends a plugin with SIGINT once it has what it needs: just stop.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    _set_gpg_tty()
+    point_pinentry_at_terminal()
     channel = StanzaChannel(sys.stdin.buffer, sys.stdout.buffer)
     try:
         serve(channel)

@@ -6,9 +6,11 @@ fixed options and turns its status lines into errors a person can act on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -51,20 +53,29 @@ class GpgError(AgeError):
     """gpg could not do what was asked."""
 
 
-class GpgMissingError(GpgError):
+class GpgSetupError(GpgError):
+    """gpg could not unlock the reviewer's key here: a problem of this machine, not of
+    the file (so a bundle stops, rather than marking every tip damaged)."""
+
+
+class GpgMissingError(GpgSetupError):
     """gpg is not installed (on Debian: apt install gnupg)."""
 
 
-class GpgWrongPassphraseError(GpgError):
+class GpgWrongPassphraseError(GpgSetupError):
     """Wrong passphrase or PIN for the OpenPGP key (gpg refused to unlock it)."""
 
 
-class GpgCardError(GpgError):
+class GpgCardError(GpgSetupError):
     """The OpenPGP smartcard holding the key is not present: insert it and try again."""
 
 
-class GpgCanceledError(GpgError):
+class GpgCanceledError(GpgSetupError):
     """The passphrase or PIN entry was cancelled."""
+
+
+class GpgPinentryError(GpgSetupError):
+    """gpg could not ask for the passphrase or PIN: no pinentry program works here."""
 
 
 def open_gpg(
@@ -104,6 +115,43 @@ def quiet_environment(home: Path) -> dict[str, str]:
     }
 
 
+def controlling_terminal() -> str | None:
+    """The path of our controlling terminal (/dev/pts/N), or None (Linux /proc)."""
+    for descriptor in (0, 1, 2):  # under age these are pipes and /dev/null
+        with contextlib.suppress(OSError):
+            return os.ttyname(descriptor)
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        device = int(fields[4])  # tty_nr, after state, ppid, pgrp and session
+    except (OSError, IndexError, ValueError):
+        return None
+    if device == 0:
+        return None
+    # "/dev/tty" itself means nothing to gpg-agent, which has no terminal: it
+    # needs the device's own name.
+    candidates = sorted(Path("/dev/pts").glob("[0-9]*")) + sorted(Path("/dev").glob("tty*"))
+    for candidate in candidates:
+        with contextlib.suppress(OSError):
+            status = candidate.stat()
+            if stat.S_ISCHR(status.st_mode) and status.st_rdev == device:
+                return str(candidate)
+    return None
+
+
+def point_pinentry_at_terminal() -> None:
+    """Set GPG_TTY, if unset, to the reviewer's terminal.
+
+    gpg tells its agent where to ask from GPG_TTY (else from its own stdin,
+    which python-gnupg makes a pipe), so without this a curses or tty pinentry
+    could not ask at all, on a console-only offline machine as under age.
+    """
+    if os.environ.get("GPG_TTY"):
+        return
+    terminal = controlling_terminal()
+    if terminal is not None:
+        os.environ["GPG_TTY"] = terminal
+
+
 def error_codes(status_text: str) -> set[int]:
     """The libgpg-error codes in gpg's ERROR and FAILURE status lines."""
     return {int(code) & 0xFFFF for code in _ERROR_STATUS.findall(status_text)}
@@ -133,7 +181,7 @@ def raise_for_unlock_failure(status_text: str, key: str) -> None:
     if "SC_OP_FAILURE 1" in status_text or _CANCELED in codes:
         raise GpgCanceledError(f"The PIN or passphrase entry for OpenPGP key {key} was cancelled.")
     if _NO_PIN_ENTRY in codes:
-        raise GpgError(
+        raise GpgPinentryError(
             f"gpg could not ask for the passphrase of OpenPGP key {key}: no pinentry "
             "program works here (install pinentry-curses, or set GPG_TTY=$(tty))."
         )
@@ -147,10 +195,14 @@ __all__ = [
     "GpgCardError",
     "GpgError",
     "GpgMissingError",
+    "GpgPinentryError",
+    "GpgSetupError",
     "GpgWrongPassphraseError",
+    "controlling_terminal",
     "decryption_reason",
     "error_codes",
     "open_gpg",
+    "point_pinentry_at_terminal",
     "quiet_environment",
     "raise_for_unlock_failure",
 ]

@@ -17,13 +17,26 @@ from .errors import HeaderError
 from .format import Stanza
 from .openpgp_gpg import (
     FINGERPRINT,
-    GpgError,
     decryption_reason,
     open_gpg,
+    point_pinentry_at_terminal,
     raise_for_unlock_failure,
 )
 from .openpgp_packets import MAX_MESSAGE_BYTES, read_session_key_recipient
 from .openpgp_recipient import STANZA_TYPE
+
+# The stanza's message comes from whoever sealed the file: anyone can encrypt
+# to a public key. gpg may give back at most a few bytes (a compressed packet
+# could expand to gigabytes in python-gnupg's memory), writes no file, checks
+# no signature and imports no key, whatever the reviewer's gpg.conf says.
+_DECRYPT_OPTIONS = [
+    "--no-verbose",
+    "--max-output",
+    str(primitives.FILE_KEY_SIZE * 4),
+    "--no-use-embedded-filename",
+    "--skip-verify",
+    "--no-auto-key-import",
+]
 
 
 def stanza_fingerprint(stanza: Stanza) -> str:
@@ -45,6 +58,7 @@ class GpgIdentity:
     def __init__(self, home: Path | None = None, *, binary: str = "gpg") -> None:
         """``home``: a gpg home folder; None for the reviewer's own (GNUPGHOME or ~/.gnupg)."""
         self.home = home
+        point_pinentry_at_terminal()
         self._gpg = open_gpg(home, binary=binary)
         listing = self._gpg.list_keys(secret=True)
         # Primary fingerprints: the stanza names the key, not its subkey. A key
@@ -63,7 +77,7 @@ class GpgIdentity:
         fingerprint = stanza_fingerprint(stanza)
         if fingerprint not in self.fingerprints:
             return None
-        result = self._gpg.decrypt(stanza.body, extra_args=["--no-verbose"])
+        result = self._gpg.decrypt(stanza.body, extra_args=_DECRYPT_OPTIONS)
         status_text = result.stderr or ""
         if result.ok:
             file_key = bytes(result.data)
@@ -72,10 +86,12 @@ class GpgIdentity:
                     f"The OpenPGP stanza for {fingerprint} does not hold a 16-byte file key."
                 )
             return file_key
-        raise_for_unlock_failure(status_text, fingerprint)
+        raise_for_unlock_failure(status_text, fingerprint)  # this machine's problems
         if "NO_SECKEY" in status_text:
             return None  # we hold the primary key's secret, not that subkey's
-        raise GpgError(
+        # Anything else is this file's stanza: damaged, or crafted (anyone can
+        # encrypt to a public key). The file is refused; a bundle goes on.
+        raise HeaderError(
             f"gpg could not open the OpenPGP stanza for key {fingerprint}: "
             f"{decryption_reason(status_text) or result.status or 'no reason given'}."
         )
