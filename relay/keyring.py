@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 import re
 import secrets
@@ -485,8 +486,6 @@ class KeyringHolder:
     def __init__(self, keys_dir: Path, gpg_folder: Path | None = None) -> None:
         self.keys_dir = keys_dir
         self._gpg_folder = gpg_folder
-        if gpg_folder is not None:
-            shutil.rmtree(gpg_folder, ignore_errors=True)  # homes of an earlier run
         self._previous: PublicKeyring | None = None
         self._current, self._public_keyring = self._load()
 
@@ -536,11 +535,26 @@ class KeyringHolder:
         self._current, self._public_keyring = new, public_keyring
         return new
 
+    def remove_stale_gpg_homes(self) -> None:
+        """Remove what an earlier run left in the gpg folder (a crash, a SIGKILL).
+
+        Call it only while holding the data folder's lock: another relay on the
+        same data folder would otherwise lose the home it is using.
+        """
+        folder = self._gpg_folder
+        if folder is None or not folder.is_dir():
+            return
+        ours = {k.home for k in (self._previous, self._public_keyring) if k is not None}
+        for entry in folder.iterdir():
+            if entry not in ours:
+                shutil.rmtree(entry, ignore_errors=True)
+
     def close(self) -> None:
-        """Remove the gpg homes and their folder (at a clean stop)."""
+        """Remove our gpg homes, and their folder once empty (at a clean stop)."""
         for keyring in (self._previous, self._public_keyring):
             if keyring is not None:
                 keyring.close()
         self._previous = self._public_keyring = None
         if self._gpg_folder is not None:
-            shutil.rmtree(self._gpg_folder, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                self._gpg_folder.rmdir()  # only if empty

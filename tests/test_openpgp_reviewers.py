@@ -432,3 +432,35 @@ def test_a_key_that_expires_while_the_relay_runs_refuses_tips_clearly_and_stores
             relay.stop()
     finally:
         remove_gpg_home(home)
+
+
+def test_a_second_relay_on_the_same_data_folder_leaves_the_first_ones_gpg_home_alone(
+    two_kind_relay: TwoKindRelay,
+) -> None:
+    flow = two_kind_relay
+    second = run(
+        [TIPRELAY, "serve", "--config", str(flow.relay.config_path)],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )
+    assert second.returncode != 0
+    assert "another tiprelay process" in second.stdout + second.stderr
+    submit_form(flow.relay.url, MESSAGE)  # the first relay still wraps for olga
+    assert len(flow.relay.blob_paths()) == 1
+
+
+def test_gpg_homes_a_killed_relay_left_are_removed_at_the_next_start(
+    tmp_path: Path, gpg_reviewer: GpgReviewer
+) -> None:
+    relay = new_relay(tmp_path / "relay")
+    add_openpgp_reviewer(relay.keys_dir, "olga", gpg_reviewer)
+    relay.start()
+    relay.kill()
+    [left] = (relay.data_dir / "openpgp-keyring").iterdir()
+    relay.start()
+    try:
+        homes = list((relay.data_dir / "openpgp-keyring").iterdir())
+        assert left not in homes and len(homes) == 1
+        submit_form(relay.url, MESSAGE)
+    finally:
+        relay.stop()
+    assert not (relay.data_dir / "openpgp-keyring").exists()

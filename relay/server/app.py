@@ -121,6 +121,9 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
         upload_expiry_hours=config.upload_expiry_hours,
     )
     await asyncio.to_thread(store.open)
+    # The data folder is ours now (its lock is held): clear what a crashed run
+    # left of its gpg homes, never a home another relay is using.
+    await asyncio.to_thread(app[KEYRING].remove_stale_gpg_homes)
     app[STORE] = store
     try:
         yield
