@@ -32,6 +32,7 @@ KEY_KINDS: dict[str, tuple[str, str, str | None]] = {
     "rsa2048": ("rsa2048", "sign,cert", "rsa2048"),
     "dsa": ("dsa2048", "sign,cert", "elg2048"),
     "sign-only": ("ed25519", "sign,cert", None),
+    "secp256k1": ("secp256k1", "sign,cert", "secp256k1"),
 }
 
 

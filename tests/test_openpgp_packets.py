@@ -100,6 +100,20 @@ def test_a_pkesk_we_cannot_check_is_refused(case: str, pkesk_body: bytes, reason
         read_session_key_recipient(_with_pkesk(pkesk_body))
 
 
+@pytest.mark.parametrize(
+    ("case", "packet"),
+    [
+        ("AEAD packet (tag 20)", bytes([0xD4, 41, 1]) + bytes(40)),
+        ("SEIPD version 2", bytes([0xD2, 41, 2]) + bytes(40)),
+        ("empty SEIPD", bytes([0xD2, 0])),
+    ],
+)
+def test_encrypted_data_gpg_22_cannot_read_is_refused(case: str, packet: bytes) -> None:
+    body = bytes([3]) + b"\x01" * 8 + bytes([18]) + bytes(40)
+    with pytest.raises(HeaderError, match="version 1 SEIPD"):
+        read_session_key_recipient(bytes([0x84, len(body)]) + body + packet)
+
+
 def test_the_packet_after_the_pkesk_must_be_encrypted_data() -> None:
     body = bytes([3]) + b"\x01" * 8 + bytes([18]) + bytes(40)
     literal = bytes([0xCB, 6]) + b"b\x00\x00\x00\x00\x00"

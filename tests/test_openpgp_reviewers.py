@@ -257,13 +257,17 @@ def refused_keys() -> Iterator[dict[str, RefusedKey]]:
         export("sign-only", make_key(home, "signer", "sign-only"), "no usable encryption subkey")
         export("rsa2048", make_key(home, "small", "rsa2048"), "RSA-2048, a weak algorithm")
         export("dsa", make_key(home, "old", "dsa"), "DSA, a weak algorithm")
+        export("secp256k1", make_key(home, "bitcoin", "secp256k1"),
+               "curve secp256k1, which browsers' OpenPGP.js cannot use")
         export("secret", make_key(home, "secret"), "SECRET", secret=True)
         yield keys
     finally:
         remove_gpg_home(home)
 
 
-@pytest.mark.parametrize("kind", ["expired", "revoked", "sign-only", "rsa2048", "dsa", "secret"])
+@pytest.mark.parametrize(
+    "kind", ["expired", "revoked", "sign-only", "rsa2048", "dsa", "secp256k1", "secret"]
+)
 def test_each_refused_kind_of_key_stops_the_relay_and_reviewer_add_with_its_own_message(
     kind: str, refused_keys: dict[str, RefusedKey], tmp_path: Path
 ) -> None:

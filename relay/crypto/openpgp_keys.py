@@ -2,9 +2,11 @@
 
 A reviewer's OpenPGP key is refused, each time with its own message, when it is
 secret material, revoked, expired, has no usable encryption key, or uses a weak
-algorithm (RSA under 3072 bits, DSA, ElGamal) for its primary key or for any
-usable encryption subkey. Only keys an operator put in ``keys/`` (or gave
-``tiprelay reviewer add``) reach gpg here: never bytes from an anonymous client.
+algorithm (RSA under 3072 bits, DSA, ElGamal), or one the browsers' OpenPGP.js
+cannot use (a curve other than Curve25519, NIST P-256/384/521 or brainpool),
+for its primary key or for any usable encryption subkey. Only keys an operator
+put in ``keys/`` (or gave ``tiprelay reviewer add``) reach gpg here: never bytes
+from an anonymous client.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ MAX_PUBLIC_KEY_BYTES = 64 * 1024
 MIN_RSA_BITS = 3072
 _RSA_ALGORITHMS = frozenset({"1", "2", "3"})
 _WEAK_ALGORITHMS = {"16": "ElGamal", "17": "DSA", "20": "ElGamal"}
+# Elliptic-curve keys (ECDH 18, ECDSA 19, EdDSA 22) on curves that both gpg and
+# the browsers' OpenPGP.js handle: a key one side cannot use would make every
+# submission of that side fail. (OpenPGP.js refuses secp256k1, for one.)
+_CURVE_ALGORITHMS = frozenset({"18", "19", "22"})
+_CURVES = frozenset({
+    "ed25519", "cv25519", "nistp256", "nistp384", "nistp521",
+    "brainpoolP256r1", "brainpoolP384r1", "brainpoolP512r1",
+})
 _REVOKED = "r"
 _EXPIRED = "e"
 _UNUSABLE_VALIDITY = frozenset({"r", "e", "i", "d", "n"})
@@ -68,12 +78,21 @@ def _not_armored(source: str) -> OpenPGPKeyError:
     )
 
 
-def _is_weak(algorithm: str, length: str) -> str | None:
+def _refusal(record: dict[str, Any]) -> str | None:
+    """Why this key or subkey's algorithm is refused, or None."""
+    algorithm, length = record.get("algo", ""), record.get("length", "")
     if algorithm in _WEAK_ALGORITHMS:
-        return _WEAK_ALGORITHMS[algorithm]
-    if algorithm in _RSA_ALGORITHMS and (not length.isdecimal() or int(length) < MIN_RSA_BITS):
-        return f"RSA-{length}"
-    return None
+        return f"uses {_WEAK_ALGORITHMS[algorithm]}, a weak algorithm"
+    if algorithm in _RSA_ALGORITHMS:
+        if not length.isdecimal() or int(length) < MIN_RSA_BITS:
+            return f"uses RSA-{length}, a weak algorithm"
+        return None
+    if algorithm in _CURVE_ALGORITHMS:
+        curve = record.get("curve", "")
+        if curve in _CURVES:
+            return None
+        return f"uses the curve {curve or '(unknown)'}, which browsers' OpenPGP.js cannot use"
+    return f"uses public-key algorithm {algorithm}, which tiprelay does not support"
 
 
 def _expiry(record: dict[str, Any]) -> int | None:
@@ -97,10 +116,10 @@ def _check_record(record: dict[str, Any], source: str, now: float) -> None:
             f"{source}: OpenPGP key {fingerprint} has expired. The reviewer can extend it "
             "(gpg --quick-set-expire) and export it again."
         )
-    weak = _is_weak(record.get("algo", ""), record.get("length", ""))
-    if weak:
+    refusal = _refusal(record)
+    if refusal:
         raise OpenPGPKeyError(
-            f"{source}: OpenPGP key {fingerprint} uses {weak}, a weak algorithm. "
+            f"{source}: OpenPGP key {fingerprint} {refusal}. "
             "Use a key of Curve25519 (ed25519/cv25519) or RSA of at least 3072 bits."
         )
 
@@ -118,11 +137,11 @@ def _encryption_keys(
             continue
         if expires is not None and expires <= now:
             continue
-        weak = _is_weak(sub.get("algo", ""), sub.get("length", ""))
-        if weak:
+        refusal = _refusal(sub)
+        if refusal:
             raise OpenPGPKeyError(
                 f"{source}: the encryption subkey {key_id} of OpenPGP key "
-                f"{record.get('fingerprint', '?')} uses {weak}, a weak algorithm. "
+                f"{record.get('fingerprint', '?')} {refusal}. "
                 "Use Curve25519 (cv25519) or RSA of at least 3072 bits."
             )
         keys[key_id] = expires

@@ -6,10 +6,11 @@ gpg. This module reads only packet framing (RFC 9580, section 4.2) and the
 first fields of the Public-Key Encrypted Session Key packet (section 5.1); it
 decrypts nothing and allocates nothing beyond the stanza body it is given.
 
-The shape accepted is what ``gpg --encrypt`` and OpenPGP.js write for one
-recipient: exactly one version-3 PKESK packet naming a key id, then exactly one
-encrypted-data packet (SEIPD, tag 18, or the pre-standard AEAD packet, tag 20)
-that runs to the end of the body.
+The shape accepted is what ``gpg --encrypt`` (2.2) and tiprelay's OpenPGP.js
+wrapper write for one recipient: exactly one version-3 PKESK packet naming a
+key id, then exactly one version-1 SEIPD packet (tag 18) that runs to the end
+of the body. Other encrypted-data packets (SEIPD v2, the pre-standard AEAD
+packet) are refused: a reviewer's gpg 2.2 could not open them.
 """
 
 from __future__ import annotations
@@ -133,8 +134,11 @@ def read_session_key_recipient(message: bytes) -> EncryptedSessionKey:
         raise _fail("it is empty")
     if len(packets) != 2 or packets[0].tag != TAG_PKESK:
         raise _fail("it must be one encrypted session key packet and one encrypted data packet")
-    if packets[1].tag not in _ENCRYPTED_DATA_TAGS:
+    data = packets[1]
+    if data.tag not in _ENCRYPTED_DATA_TAGS:
         raise _fail("the second packet is not encrypted data")
+    if data.tag != TAG_SEIPD or data.body_start >= data.body_end or message[data.body_start] != 1:
+        raise _fail("its encrypted data is not a version 1 SEIPD packet (what gpg 2.2 reads)")
     pkesk = packets[0]
     body = message[pkesk.body_start : pkesk.body_end]
     if len(body) < 1 + _KEY_ID_BYTES + 1 + 2:
