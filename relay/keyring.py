@@ -311,8 +311,11 @@ def _refuse_shared_keys(reviewers: list[tuple[Path, Reviewer]]) -> None:
 
 
 def _load_openpgp_key(path: Path, content: bytes, scratch: Path | None) -> OpenPGPPublicKey:
+    # What the relay publishes is the key re-exported minimal (no third-party
+    # signatures, nothing around the armor), however the file was written.
     try:
-        key = inspect_public_key(content, str(path), scratch=scratch)
+        minimal = minimal_public_key(content, str(path), scratch=scratch)
+        key = inspect_public_key(minimal, str(path), scratch=scratch)
     except OpenPGPKeyError as exc:
         raise KeyringError(str(exc)) from None
     except GpgError as exc:

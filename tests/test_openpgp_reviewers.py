@@ -23,6 +23,7 @@ from pathlib import Path
 from urllib.request import urlopen
 
 import pytest
+from PIL import Image
 
 from relay.container import build_archive
 from relay.crypto.encrypt import encrypt_bytes
@@ -260,13 +261,21 @@ def refused_keys() -> Iterator[dict[str, RefusedKey]]:
         export("secp256k1", make_key(home, "bitcoin", "secp256k1"),
                "curve secp256k1, which browsers' OpenPGP.js cannot use")
         export("secret", make_key(home, "secret"), "SECRET", secret=True)
+        photo = make_key(home, "photo")
+        picture = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(picture, "JPEG")
+        (home / "me.jpg").write_bytes(picture.getvalue())
+        run_gpg(home, "--command-fd", "0", "--edit-key", photo,
+                input_bytes=f"addphoto\n{home / 'me.jpg'}\nsave\n".encode())
+        export("photo", photo, "carries a photo ID")
         yield keys
     finally:
         remove_gpg_home(home)
 
 
 @pytest.mark.parametrize(
-    "kind", ["expired", "revoked", "sign-only", "rsa2048", "dsa", "secp256k1", "secret"]
+    "kind",
+    ["expired", "revoked", "sign-only", "rsa2048", "dsa", "secp256k1", "secret", "photo"],
 )
 def test_each_refused_kind_of_key_stops_the_relay_and_reviewer_add_with_its_own_message(
     kind: str, refused_keys: dict[str, RefusedKey], tmp_path: Path
@@ -468,3 +477,24 @@ def test_gpg_homes_a_killed_relay_left_are_removed_at_the_next_start(
     finally:
         relay.stop()
     assert not (relay.data_dir / "openpgp-keyring").exists()
+
+
+def test_a_key_placed_by_hand_is_published_without_who_vouched_for_it(
+    gpg_reviewer: GpgReviewer, tmp_path: Path
+) -> None:
+    friend = make_key(gpg_reviewer.home, "friend")
+    gpg_reviewer.gpg("--local-user", friend, "--quick-sign-key", gpg_reviewer.fingerprint)
+    signed = gpg_reviewer.gpg("--export", "--armor", gpg_reviewer.fingerprint)
+    relay = new_relay(tmp_path / "relay")
+    add_openpgp_reviewer(relay.keys_dir, "olga", GpgReviewer(
+        gpg_reviewer.home, gpg_reviewer.fingerprint, b"Comment: around the key\n" + signed))
+    relay.start()
+    try:
+        served = json.loads(urlopen(relay.url + "/api/v1/recipients").read())["openpgp_keys"]
+    finally:
+        relay.stop()
+    published = served[gpg_reviewer.fingerprint].encode()
+    assert published.startswith(b"-----BEGIN PGP PUBLIC KEY BLOCK-----")
+    packets = run_gpg(gpg_reviewer.home, "--list-packets", input_bytes=published)
+    assert friend[-16:].encode() not in packets
+    assert inspect_public_key(published, "served").fingerprint == gpg_reviewer.fingerprint

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import KeyFormatError
+from .errors import HeaderError, KeyFormatError
 from .openpgp_gpg import FINGERPRINT, NO_DAEMON_OPTIONS, GpgError, open_gpg, quiet_environment
+from .openpgp_packets import TAG_USER_ATTRIBUTE, read_packets
 
 MAX_PUBLIC_KEY_BYTES = 64 * 1024
 MIN_RSA_BITS = 3072
@@ -208,13 +209,29 @@ def inspect_public_key(
     )
 
 
+def _refuse_photo_ids(binary: bytes, key: OpenPGPPublicKey, source: str) -> None:
+    try:
+        tags = {packet.tag for packet in read_packets(binary, max_bytes=4 * MAX_PUBLIC_KEY_BYTES)}
+    except HeaderError:
+        raise OpenPGPKeyError(
+            f"{source}: gpg exported the key in a form tiprelay cannot read."
+        ) from None
+    if TAG_USER_ATTRIBUTE in tags:
+        raise OpenPGPKeyError(
+            f"{source}: OpenPGP key {key.fingerprint} carries a photo ID: a picture of its "
+            "holder, which the relay would show to every visitor. Remove it (gpg --edit-key "
+            "FINGERPRINT, then uid N for the photo, deluid, save) and export the key again."
+        )
+
+
 def minimal_public_key(data: bytes, source: str, *, scratch: Path | None = None) -> bytes:
     """The key as the relay publishes it: armored, without third-party signatures.
 
     Other people's signatures on a reviewer's key tell who vouched for them,
     which the relay's page and a seized server must not show. gpg's
     ``export-minimal`` keeps only the self-signatures that make the key usable.
-    The user IDs stay (gpg and OpenPGP.js need one): the reviewer is told.
+    The user IDs stay (gpg and OpenPGP.js need one): the reviewer is told. A
+    photo ID is refused.
     """
     key = inspect_public_key(data, source, scratch=scratch)
     home = Path(tempfile.mkdtemp(prefix="tiprelay-gpg-", dir=scratch))
@@ -223,9 +240,12 @@ def minimal_public_key(data: bytes, source: str, *, scratch: Path | None = None)
         imported = gpg.import_keys(key.armored)
         if not imported.count:
             raise OpenPGPKeyError(f"{source}: gpg could not import the key.")
+        binary = gpg.export_keys([key.fingerprint], armor=False, minimal=True)
         exported = gpg.export_keys([key.fingerprint], armor=True, minimal=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+    raw = binary if isinstance(binary, bytes) else binary.encode("latin-1")
+    _refuse_photo_ids(raw, key, source)
     minimal = (exported if isinstance(exported, str) else exported.decode("ascii")).encode("ascii")
     if inspect_public_key(minimal, source, scratch=scratch).fingerprint != key.fingerprint:
         raise OpenPGPKeyError(f"{source}: the minimized key is not the same key.")

@@ -25,6 +25,7 @@ MAX_MESSAGE_BYTES = 4096
 TAG_PKESK = 1
 TAG_SEIPD = 18
 TAG_AEAD_ENCRYPTED = 20
+TAG_USER_ATTRIBUTE = 17  # in a key: a photo ID
 _ENCRYPTED_DATA_TAGS = frozenset({TAG_SEIPD, TAG_AEAD_ENCRYPTED})
 _PKESK_VERSION = 3
 _KEY_ID_BYTES = 8
@@ -110,10 +111,10 @@ def _read_packet(data: bytes, at: int) -> tuple[Packet, int]:
     return Packet(tag, body_start, body_end), body_end
 
 
-def read_packets(data: bytes) -> list[Packet]:
+def read_packets(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> list[Packet]:
     """Every packet of ``data``, which must end exactly at a packet's end."""
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise _fail(f"it is larger than {MAX_MESSAGE_BYTES} bytes")
+    if len(data) > max_bytes:
+        raise _fail(f"it is larger than {max_bytes} bytes")
     packets: list[Packet] = []
     position = 0
     while position < len(data):
