@@ -86,6 +86,8 @@ cleanup() {
     done
   fi
   engine_cleanup
+  # The OpenPGP step's host gpg may have started an agent for its test home.
+  [ -d "$work/gpg" ] && gpgconf --homedir "$work/gpg" --kill all >/dev/null 2>&1
   if [ "${SMOKE_KEEP:-0}" = 1 ]; then
     log "kept $work"
   else
