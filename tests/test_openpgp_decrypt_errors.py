@@ -325,10 +325,10 @@ def hostile_tip(reviewer: GpgReviewer, body: bytes) -> bytes:
 def test_a_compressed_bomb_in_a_stanza_is_refused_in_bounded_memory(
     gpg_reviewer: GpgReviewer, tmp_path: Path
 ) -> None:
-    # 2 GB of zeros, bzip2-compressed inside the OpenPGP message: a few KB,
+    # 1 GB of zeros, bzip2-compressed inside the OpenPGP message: a few KB,
     # within the relay's 4 KiB cap, so an upload check would pass it.
     made = run(
-        ["bash", "-c", 'head -c 2G /dev/zero | gpg --homedir "$1" --batch --trust-model always '
+        ["bash", "-c", 'head -c 1G /dev/zero | gpg --homedir "$1" --batch --trust-model always '
          '--compress-algo bzip2 --compress-level 9 --encrypt --recipient "$2"',
          "bomb", str(gpg_reviewer.home), gpg_reviewer.fingerprint],
         capture_output=True, timeout=300, check=True,

@@ -421,7 +421,7 @@ def test_a_key_that_expires_while_the_relay_runs_refuses_tips_clearly_and_stores
 ) -> None:
     home = new_gpg_home()
     try:
-        fingerprint = make_key(home, "brief", expire="seconds=45")
+        fingerprint = make_key(home, "brief", expire="seconds=30")
         armored = run_gpg(home, "--export", "--armor", fingerprint)
         relay = new_relay(tmp_path / "relay")
         (relay.keys_dir / f"{fingerprint}.asc").write_bytes(armored)
