@@ -41,7 +41,6 @@ from relay.crypto.openpgp_gpg import FINGERPRINT, GpgError
 from relay.crypto.openpgp_keys import (
     OpenPGPKeyError,
     OpenPGPPublicKey,
-    inspect_public_key,
     minimal_public_key,
 )
 from relay.crypto.openpgp_recipient import OpenPGPRecipient, PublicKeyring
@@ -314,8 +313,7 @@ def _load_openpgp_key(path: Path, content: bytes, scratch: Path | None) -> OpenP
     # What the relay publishes is the key re-exported minimal (no third-party
     # signatures, nothing around the armor), however the file was written.
     try:
-        minimal = minimal_public_key(content, str(path), scratch=scratch)
-        key = inspect_public_key(minimal, str(path), scratch=scratch)
+        key = minimal_public_key(content, str(path), scratch=scratch)
     except OpenPGPKeyError as exc:
         raise KeyringError(str(exc)) from None
     except GpgError as exc:
@@ -408,8 +406,7 @@ def write_reviewer_file(
             raise KeyringError(f"Not an age recipient: {exc}") from None
     if openpgp_public_key is not None:
         try:
-            minimal = minimal_public_key(openpgp_public_key, "The OpenPGP key")
-            openpgp_key = inspect_public_key(minimal, "The OpenPGP key")
+            openpgp_key = minimal_public_key(openpgp_public_key, "The OpenPGP key")
         except OpenPGPKeyError as exc:
             raise KeyringError(str(exc)) from None
         except GpgError as exc:

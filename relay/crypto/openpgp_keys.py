@@ -224,8 +224,11 @@ def _refuse_photo_ids(binary: bytes, key: OpenPGPPublicKey, source: str) -> None
         )
 
 
-def minimal_public_key(data: bytes, source: str, *, scratch: Path | None = None) -> bytes:
-    """The key as the relay publishes it: armored, without third-party signatures.
+def minimal_public_key(
+    data: bytes, source: str, *, scratch: Path | None = None
+) -> OpenPGPPublicKey:
+    """The key as the relay publishes it, checked: its ``armored`` is gpg's minimal
+    export, without third-party signatures.
 
     Other people's signatures on a reviewer's key tell who vouched for them,
     which the relay's page and a seized server must not show. gpg's
@@ -247,9 +250,10 @@ def minimal_public_key(data: bytes, source: str, *, scratch: Path | None = None)
     raw = binary if isinstance(binary, bytes) else binary.encode("latin-1")
     _refuse_photo_ids(raw, key, source)
     minimal = (exported if isinstance(exported, str) else exported.decode("ascii")).encode("ascii")
-    if inspect_public_key(minimal, source, scratch=scratch).fingerprint != key.fingerprint:
+    published = inspect_public_key(minimal, source, scratch=scratch)
+    if published.fingerprint != key.fingerprint:
         raise OpenPGPKeyError(f"{source}: the minimized key is not the same key.")
-    return minimal
+    return published
 
 
 def inspect_public_key_file(path: Path, *, scratch: Path | None = None) -> OpenPGPPublicKey:
