@@ -80,6 +80,17 @@ def chromium_browser(playwright_driver: Playwright) -> Iterator[Browser]:
         browser.close()
 
 
+def write_files(folder: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write ``files`` (name: content) into ``folder``, for a page to attach; their paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files.items():
+        path = folder / name
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
 def extract_plaintext_archive(archive: Path, out_dir: Path) -> None:
     """Unpack a decrypted submission with the stock ``tar`` (what a reviewer would run)."""
     out_dir.mkdir(parents=True, exist_ok=True)

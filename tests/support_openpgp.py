@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from relay.crypto.format import Stanza
 from tests.support_process import default_signal_dispositions
 
 PASSPHRASE = "correct horse battery staple"
@@ -218,3 +219,14 @@ def gpg_runs(log: Path) -> list[GpgRun]:
             )
         )
     return runs
+
+
+class FixedStanza:
+    """A recipient that writes the stanza a test chose: a hostile sender's, or a forgery
+    (anyone can encrypt to a public key, or write any bytes at all)."""
+
+    def __init__(self, stanza: Stanza) -> None:
+        self.stanza = stanza
+
+    def wrap(self, file_key: bytes) -> list[Stanza]:
+        return [self.stanza]

@@ -32,7 +32,7 @@ from relay.crypto.openpgp_keys import inspect_public_key
 from relay.crypto.openpgp_recipient import STANZA_TYPE, OpenPGPRecipient, PublicKeyring
 from relay.crypto.recipients import Recipient
 from tests import support_openpgp
-from tests.support_openpgp import GpgReviewer, make_gpg_reviewer, remove_gpg_home
+from tests.support_openpgp import FixedStanza, GpgReviewer, make_gpg_reviewer, remove_gpg_home
 from tests.support_process import run
 from tests.support_pty import run_on_tty
 
@@ -218,16 +218,6 @@ def test_a_file_for_another_openpgp_key_is_no_match_for_age(
     assert "no identity matched any of the recipients" in done.stderr.decode()
     # No gpg was asked: nothing was for this key.
     assert "opening the file key" not in done.stderr.decode()
-
-
-class FixedStanza:
-    """A recipient that writes whatever stanza a test wants (valid or not)."""
-
-    def __init__(self, stanza: Stanza) -> None:
-        self.stanza = stanza
-
-    def wrap(self, file_key: bytes) -> list[Stanza]:
-        return [self.stanza]
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,7 @@ from tests.support_browser import (
     extract_plaintext_archive,
     launch_chromium,
     playwright_driver,
+    write_files,
 )
 from tests.support_firefox import run_firefox_source, source_spec
 from tests.support_node import NODE
@@ -189,18 +190,12 @@ def relay_with_openpgp_reviewer(base_dir: Path, reviewer: GpgReviewer) -> Iterat
 
 
 def make_attachments(folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(10)
     files = {
         "Протокол совещания.txt": "Совещание в пятницу.\n".encode(),
         "scan.bin": rng.randbytes(3 * MiB + 17),
     }
-    paths = []
-    for name, data in files.items():
-        path = folder / name
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
+    return write_files(folder, files)
 
 
 def seal_in_page(page: Page, relay: RelayServer, message: str, files: list[Path]) -> list[str]:

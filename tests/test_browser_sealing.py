@@ -33,6 +33,7 @@ from tests.support_browser import (
     extract_plaintext_archive,
     launch_chromium,
     playwright_driver,
+    write_files,
 )
 from tests.support_server import RelayServer, generate_identity, running_relay
 
@@ -59,7 +60,6 @@ def relay(tmp_path: Path) -> Iterator[RelayServer]:
 
 def make_files(folder: Path) -> list[Path]:
     """Three attachments with the marker inside; the big one is 20 MiB."""
-    folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(20)
     big = bytearray(rng.randbytes(20 * MiB))
     for position in (0, 7 * MiB + 3, 20 * MiB - 100):
@@ -69,12 +69,7 @@ def make_files(folder: Path) -> list[Path]:
         "evidence photo.jpg": bytes(big),
         "notes.bin": rng.randbytes(3000) + MARKER.encode() + rng.randbytes(5000),
     }
-    paths = []
-    for name, data in files.items():
-        path = folder / name
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
+    return write_files(folder, files)
 
 
 def open_form(page: Page, relay: RelayServer, language: str = "en") -> None:

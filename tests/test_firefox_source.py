@@ -29,7 +29,7 @@ import pytest
 
 from relay.server.browser_page import MESSAGES
 from relay.server.i18n import translations
-from tests.support_browser import extract_plaintext_archive
+from tests.support_browser import extract_plaintext_archive, write_files
 from tests.support_firefox import SourceVisit, run_firefox_source, source_spec
 from tests.support_server import RelayServer, running_relay
 
@@ -52,18 +52,12 @@ def relay(tmp_path: Path) -> Iterator[RelayServer]:
 
 def make_attachments(folder: Path, seed: int) -> list[Path]:
     """A text file with a Cyrillic name and a 5 MiB binary (several upload chunks)."""
-    folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
     files = {
         "Отчёт о встрече.txt": "Встреча в четверг, 10:00.\n".encode(),
         "video.bin": rng.randbytes(5 * MiB + 4321),
     }
-    paths = []
-    for name, data in files.items():
-        path = folder / name
-        path.write_bytes(data)
-        paths.append(path)
-    return paths
+    return write_files(folder, files)
 
 
 def opened(relay: RelayServer, out_dir: Path) -> Path:

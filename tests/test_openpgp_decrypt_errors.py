@@ -34,6 +34,7 @@ from relay.crypto.openpgp_packets import MAX_MESSAGE_BYTES
 from relay.crypto.openpgp_recipient import STANZA_TYPE, OpenPGPRecipient, PublicKeyring
 from relay.manifest import SubmissionInfo, write_manifest
 from tests.support_openpgp import (
+    FixedStanza,
     GpgReviewer,
     gpg_reviewer_home,
     kill_agents,
@@ -304,16 +305,6 @@ def test_a_bundle_stops_at_the_first_gpg_failure_and_marks_no_tip_damaged(
 
 
 # --- hostile stanzas: anyone can encrypt to a reviewer's public key ------------------
-
-
-class FixedStanza:
-    """A recipient that writes the stanza a hostile sender chose."""
-
-    def __init__(self, stanza: Stanza) -> None:
-        self.stanza = stanza
-
-    def wrap(self, file_key: bytes) -> list[Stanza]:
-        return [self.stanza]
 
 
 def hostile_tip(reviewer: GpgReviewer, body: bytes) -> bytes:

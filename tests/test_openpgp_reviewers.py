@@ -34,6 +34,7 @@ from relay.crypto.openpgp_recipient import STANZA_TYPE, OpenPGPRecipient, Public
 from relay.crypto.recipients import X25519Recipient
 from relay.fingerprint import recipient_set_fingerprint
 from tests.support_openpgp import (
+    FixedStanza,
     GpgReviewer,
     add_openpgp_reviewer,
     gpg_reviewer_home,
@@ -333,16 +334,6 @@ def test_reviewer_add_writes_an_openpgp_reviewer_the_relay_then_encrypts_to(
 
 
 # --- browser uploads with a wrong OpenPGP stanza ------------------------------------
-
-
-class FixedStanza:
-    """A recipient that writes a stanza of our choosing (to forge uploads)."""
-
-    def __init__(self, stanza: Stanza) -> None:
-        self.stanza = stanza
-
-    def wrap(self, file_key: bytes) -> list[Stanza]:
-        return [self.stanza]
 
 
 def test_an_upload_whose_openpgp_stanza_is_wrong_is_refused_and_nothing_is_stored(
