@@ -45,8 +45,9 @@ RUN echo force-unsafe-io >/etc/dpkg/dpkg.cfg.d/build-stage-unsafe-io \
 # from the locks with their hashes (requirements/dev.txt, build.txt); npm
 # installs from package-lock.json, esbuild makes the browser bundle
 # (relay/web/static/dist/), and hatchling the tiprelay wheel. The relay's venv
-# then gets exactly requirements/runtime.txt (--require-hashes: every file
-# checked against the lock) and the wheel with nothing more (--no-deps).
+# then gets exactly requirements/runtime.txt (scripts/install-lock: pip itself
+# from the lock first, every file checked against the lock's hashes, nothing
+# resolved afresh, then pip check) and the wheel with nothing more (--no-deps).
 # Only /opt/tiprelay is kept. The venv lives at the path it runs from (its
 # scripts name their interpreter); pip and setuptools leave it, since nothing
 # installs at run time.
@@ -57,13 +58,13 @@ RUN --mount=type=bind,target=/src,rw --mount=type=secret,id=ca_bundle \
     fi \
     && cd /src \
     && python3 -m venv /tmp/build-venv \
-    && /tmp/build-venv/bin/pip install --require-hashes -r requirements/build.txt \
+    && bash scripts/install-lock /tmp/build-venv requirements/build.txt \
     && bash scripts/install-node /tmp/build-venv \
     && PATH=/tmp/build-venv/bin:$PATH npm ci --loglevel=error \
     && PATH=/tmp/build-venv/bin:$PATH bash scripts/build-js \
     && /tmp/build-venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
     && python3 -m venv /opt/tiprelay \
-    && /opt/tiprelay/bin/pip install --require-hashes -r requirements/runtime.txt \
+    && bash scripts/install-lock /opt/tiprelay requirements/runtime.txt \
     && /opt/tiprelay/bin/pip install --no-deps /tmp/wheels/tiprelay-*.whl \
     && /opt/tiprelay/bin/pip uninstall -y -q pip setuptools \
     && /opt/tiprelay/bin/python docker/relay/trim_venv.py
