@@ -276,7 +276,8 @@ in_relay_python() {
 }
 relay_recipients() {
   in_relay_python 'import json, urllib.request
-print(" ".join(json.load(urllib.request.urlopen("http://127.0.0.1:8080/api/v1/recipients", timeout=10))["recipients"]))'
+served = json.load(urllib.request.urlopen("http://127.0.0.1:8080/api/v1/recipients", timeout=10))
+print(" ".join(served["recipients"]), "fingerprint:", served["fingerprint"])'
 }
 reload_relay() {
   compose kill -s HUP relay >/dev/null 2>&1 || fail "docker-compose kill -s HUP relay failed"
@@ -337,10 +338,15 @@ $(cat "$work/reviewer-add-bob.log")"
   local listing
   listing=$(relay_recipients) || fail "GET /api/v1/recipients failed in the relay container"
   grep -q "$bob" <<<"$listing" || fail "after SIGHUP the relay does not encrypt to the added reviewer"
+  local served=$listing listed_fingerprint
   listing=$(tiprelay_in_image reviewer list 2>&1) || fail "tiprelay reviewer list failed:
 $listing"
   grep -q bob <<<"$listing" || fail "tiprelay reviewer list does not show bob:
 $listing"
+  # The fingerprint the operator reads to the team is the one the relay serves sources.
+  listed_fingerprint=$(sed -n 's/^Recipient-set fingerprint[^:]*: //p' <<<"$listing")
+  [ -n "$listed_fingerprint" ] && grep -qF "$listed_fingerprint" <<<"$served" ||
+    fail "tiprelay reviewer list's fingerprint ($listed_fingerprint) is not the one the relay serves"
   # Remove them, reload: gone.
   tiprelay_in_image reviewer remove bob >/dev/null 2>&1 || fail "tiprelay reviewer remove bob failed"
   reload_relay
@@ -363,8 +369,12 @@ check_openpgp_reviewer() {
   fingerprint=$(gpg --homedir "$gpg_home" --with-colons --list-keys | awk -F: '/^fpr/ {print $10; exit}')
   gpg --homedir "$gpg_home" --batch --passphrase '' --quick-add-key "$fingerprint" cv25519 encr 1y \
     >/dev/null 2>&1 || fail "gpg could not add an encryption subkey"
-  gpg --homedir "$gpg_home" --export --armor "$fingerprint" |
-    tiprelay_in_image reviewer add olga --openpgp-key /dev/stdin >"$work/reviewer-add-olga.log" 2>&1 ||
+  gpg --homedir "$gpg_home" --export --armor "$fingerprint" >"$work/olga.asc"
+  olga_api_key=$("$tiprelay" reviewer-key -o "$work/reviewer/olga-api.key" | grep -o 'ed25519:[A-Za-z0-9+/=]*' | head -n 1)
+  [ -n "$olga_api_key" ] || fail "tiprelay reviewer-key printed no ed25519: line"
+  # As the guide has it: the key file through standard input (the alias mounts only keys/).
+  (cd "$work" && tiprelay_in_image reviewer add olga --openpgp-key /dev/stdin --api-key "$olga_api_key" <olga.asc) \
+    >"$work/reviewer-add-olga.log" 2>&1 ||
     fail "tiprelay reviewer add olga --openpgp-key failed:
 $(cat "$work/reviewer-add-olga.log")"
   reload_relay
@@ -418,7 +428,10 @@ urllib.request.urlopen(r, timeout=30)' || fail "could not submit a tip to the co
     fail "the relay-data backup command failed"
   compose start relay >/dev/null 2>&1 || fail "docker-compose start relay failed"
   compose run --rm -T --no-deps --entrypoint tar tor -C /var/lib/tor -cf - . |
-    age -r "$operator" >tor-data.tar.age || fail "the tor-data backup command failed"
+    tiprelay_in_image encrypt -r "$operator" >tor-data.tar.age || fail "the tor-data backup command failed"
+  # A stock age file: the host's age reads what the image's tiprelay wrote.
+  age -d -i backup.identity tor-data.tar.age | tar -tf - >/dev/null ||
+    fail "stock age cannot read the tor-data backup"
   # ... holds the ciphertext, which decrypts with the reviewer's identity.
   mkdir "$work/backup/relay-data"
   tar -C "$work/backup/relay-data" -xf "$work/backup/relay-data.tar"
@@ -432,7 +445,8 @@ urllib.request.urlopen(r, timeout=30)' || fail "could not submit a tip to the co
   compose up --no-start >/dev/null 2>&1 || fail "docker-compose up --no-start failed"
   compose run --rm -T --no-deps --entrypoint tar relay -C /data -xf - <relay-data.tar ||
     fail "the relay-data restore command failed"
-  age -d -i backup.identity tor-data.tar.age |
+  docker run --rm -i --network none --user "$(id -u):$(id -g)" --volume "$PWD/backup.identity:/backup.identity:ro" \
+    --entrypoint tiprelay "$relay_image" decrypt -i /backup.identity <tor-data.tar.age |
     compose run --rm -T --no-deps --entrypoint tar tor -C /var/lib/tor -xf - ||
     fail "the tor-data restore command failed"
   cd "$repo"

@@ -10,9 +10,11 @@
 #      git tracks (and new files not yet added, so a developer can check a
 #      change before committing it), never .venv, node_modules or the bundle;
 #   3. in a new debian:bookworm-slim container (Debian's own Python 3.11.2, no
-#      Node, no Python packages, not even python3): runs scripts/setup as root,
-#      without the Docker tools (no engine runs inside the container), and
-#      times it;
+#      Node, no Python packages, not even python3), with the checkout in a
+#      folder of 200 characters with a space and Cyrillic letters: runs
+#      scripts/setup as root, without the Docker tools (no engine runs inside
+#      the container), and times it; then builds the bundle again in copies at
+#      /app, /code and /w, and compares;
 #   4. runs a fast, representative part of the suite there, or the pytest
 #      arguments given: the CCTV age vectors (Node reads the ES-module
 #      vectors), a real server on 127.0.0.1 with a no-JS tip decrypted by stock
@@ -102,7 +104,7 @@ copy_checkout() {
 container_script() {
   cat <<'EOF'
 set -euo pipefail
-cd /src
+cd "$FRESH_CHECKOUT"
 export DEBIAN_FRONTEND=noninteractive
 echo "fresh: $(. /etc/os-release && echo "$PRETTY_NAME"), debian_version $(cat /etc/debian_version)"
 command -v python3 >/dev/null && echo "fresh: python3 present before set-up" >&2 && exit 3
@@ -110,9 +112,23 @@ command -v node >/dev/null && echo "fresh: node present before set-up" >&2 && ex
 setup_started=$(date +%s)
 TIPRELAY_SETUP_DOCKER=${TIPRELAY_SETUP_DOCKER:-0} bash scripts/setup
 echo "setup_seconds=$(( $(date +%s) - setup_started ))"
-echo "python=$(/src/.venv/bin/python -c 'import platform; print(platform.python_version())')"
-echo "python_executable=$(readlink -f /src/.venv/bin/python)"
-echo "node=$(PATH=/src/.venv/bin:$PATH node --version)"
+echo "python=$(.venv/bin/python -c 'import platform; print(platform.python_version())')"
+echo "python_executable=$(readlink -f .venv/bin/python)"
+echo "node=$(PATH=$PWD/.venv/bin:$PATH node --version)"
+# The folders people and images most often clone into. The only step of
+# set-up that reads the folder's name is the bundle's check that it does not
+# embed it (short names like /app occur by chance in minified code): each of
+# these copies builds the bundle, byte for byte the same as here.
+for folder in /app /code /w; do
+  mkdir -p "$folder"
+  tar -C "$PWD" --exclude=./.venv --create --file - . | tar -C "$folder" --extract --file -
+  (cd "$folder" && PATH="$OLDPWD/.venv/bin:$PATH" bash scripts/build-js)
+  for built in app.js seal-worker.js openpgp-wrap.js; do
+    cmp "relay/web/static/dist/$built" "$folder/relay/web/static/dist/$built"
+  done
+  rm -rf "$folder"
+done
+echo "bundle_folders=/app /code /w"
 tests_started=$(date +%s)
 status=0
 if [ "${FRESH_WHOLE_SUITE:-0}" = 1 ]; then
@@ -148,18 +164,23 @@ run_in_container() {
   # and mount file systems (the disk-full test): the container gets those two.
   container=$(docker create --network host --shm-size 1g \
     --cap-add SYS_PTRACE --cap-add SYS_ADMIN "${whole[@]+"${whole[@]}"}" \
-    --volume "$work/src:/src" "${ca_args[@]+"${ca_args[@]}"}" \
-    --env CI=true --env TZ=UTC \
+    --volume "$work/src:$checkout_in_container" "${ca_args[@]+"${ca_args[@]}"}" \
+    --env CI=true --env TZ=UTC --env FRESH_CHECKOUT="$checkout_in_container" \
     debian:bookworm-slim bash -c "$(container_script)" fresh "$@")
   local status=0
   docker start --attach "$container" >"$work/container.log" 2>&1 || status=$?
-  grep -E '^(fresh:|setup_seconds=|python=|python_executable=|node=|tests_seconds=)' \
+  grep -E '^(fresh:|setup_seconds=|python=|python_executable=|node=|bundle_folders=|tests_seconds=)' \
     "$work/container.log" >&2 || true
   if [ "$status" != 0 ]; then
     fail "the container run exited $status; the end of its log:
 $(tail -n 80 "$work/container.log")"
   fi
 }
+
+# Where the container's checkout lives: a folder with a space and Cyrillic
+# letters, 200 characters long, so that set-up, the demo and the tests are shown
+# to quote every path they use (venv scripts, npm, the bundle check).
+checkout_in_container=$(python3 -c 'p = "/srv/tip relay/проверка/"; print(p + "к" * (200 - len(p)))')
 
 figure() { sed -n "s/^$1=//p" "$work/container.log" | tail -n 1; }
 

@@ -278,8 +278,9 @@ GUIDE_COMMANDS_RUN_BY_SMOKE: dict[str, str] = {
     "tiprelay reviewer add alice --age-recipient age1... --api-key ed25519:...": (
         'tiprelay_in_image reviewer add bob --age-recipient "$bob" --api-key "$bob_api_key"'
     ),
-    "tiprelay reviewer add olga --openpgp-key olga.asc --api-key ed25519:...": (
-        "tiprelay_in_image reviewer add olga --openpgp-key /dev/stdin"
+    "tiprelay reviewer add olga --openpgp-key /dev/stdin --api-key ed25519:... < olga.asc": (
+        'tiprelay_in_image reviewer add olga --openpgp-key /dev/stdin --api-key "$olga_api_key"'
+        " <olga.asc"
     ),
     "tiprelay reviewer list": "tiprelay_in_image reviewer list",
     "tiprelay reviewer remove alice": "tiprelay_in_image reviewer remove bob",
@@ -293,17 +294,21 @@ GUIDE_COMMANDS_RUN_BY_SMOKE: dict[str, str] = {
     ),
     "docker-compose start relay": "compose start relay",
     "docker-compose run --rm -T --no-deps --entrypoint tar tor -C /var/lib/tor -cf - ."
-    " | age -r age1... > tor-data.tar.age": (
+    " | tiprelay encrypt -r age1... > tor-data.tar.age": (
         "compose run --rm -T --no-deps --entrypoint tar tor -C /var/lib/tor -cf - . |\n"
-        '    age -r "$operator" >tor-data.tar.age'
+        '    tiprelay_in_image encrypt -r "$operator" >tor-data.tar.age'
     ),
     "docker-compose up --no-start": "compose up --no-start",
     "docker-compose run --rm -T --no-deps --entrypoint tar relay -C /data -xf - < relay-data.tar": (
         "compose run --rm -T --no-deps --entrypoint tar relay -C /data -xf - <relay-data.tar"
     ),
-    "age -d -i backup.identity tor-data.tar.age | docker-compose run --rm -T --no-deps"
-    " --entrypoint tar tor -C /var/lib/tor -xf -": (
-        "age -d -i backup.identity tor-data.tar.age |\n"
+    'docker run --rm -i --network none --user "$(id -u):$(id -g)" --volume'
+    ' "$PWD/backup.identity:/backup.identity:ro" --entrypoint tiprelay tiprelay:latest decrypt'
+    " -i /backup.identity < tor-data.tar.age | docker-compose run --rm -T --no-deps --entrypoint"
+    " tar tor -C /var/lib/tor -xf -": (
+        'docker run --rm -i --network none --user "$(id -u):$(id -g)" --volume'
+        ' "$PWD/backup.identity:/backup.identity:ro" \\\n'
+        '    --entrypoint tiprelay "$relay_image" decrypt -i /backup.identity <tor-data.tar.age |\n'
         "    compose run --rm -T --no-deps --entrypoint tar tor -C /var/lib/tor -xf -"
     ),
     "docker-compose down": 'compose down >"$work/compose-down.log"',

@@ -10,6 +10,7 @@ import pytest
 
 from relay.crypto.signing import SigningKey, parse_public_key
 from relay.errors import KeyringError
+from relay.fingerprint import recipient_set_fingerprint
 from relay.keyring import load_keyring
 from tests.support_reviewer import TIPRELAY, recipient_of
 from tests.support_server import generate_identity
@@ -58,10 +59,17 @@ def test_operator_adds_lists_and_removes_reviewers(tmp_path: Path) -> None:
     assert keyring.reviewers[1].api_key is None
 
     listing = run("reviewer", "list", "--keys-dir", keys_dir).stdout.splitlines()
+    fingerprint = recipient_set_fingerprint([alice_recipient, bob_recipient])
     assert listing == [
         f"alice\t{alice_recipient}\t{api_line}",
         f"bob\t{bob_recipient}\t(no API key)",
+        f"Recipient-set fingerprint (sources see it; pin-team prints it): {fingerprint}",
     ]
+    # The same fingerprint a reviewer's pin-team prints for the same team.
+    pinned = run("pin-team", "--team", tmp_path / "team", keys_dir / "alice.toml",
+                 keys_dir / "bob.toml")  # fmt: skip
+    assert pinned.returncode == 0, pinned.stderr
+    assert fingerprint in pinned.stdout
 
     again = run("reviewer", "add", "alice", "--age-recipient", bob_recipient,
                 "--keys-dir", keys_dir)

@@ -625,3 +625,16 @@ def test_blob_file_times_show_only_the_day(store: SubmissionStore):
         stat = store.blob_path(record.id).stat()
         midnight = datetime.fromisoformat(record.day).replace(tzinfo=UTC).timestamp()
         assert stat.st_mtime == stat.st_atime == midnight
+
+
+def test_a_database_migrated_by_a_newer_release_is_refused_and_left_as_it_is(data_dir: Path):
+    """A rolled-back upgrade: the older release must not open a schema it does not know."""
+    with SubmissionStore(data_dir) as store:
+        store.sqlite().execute("INSERT INTO migrations (name) VALUES ('add_a_future_column')")
+    before = sql(data_dir, "SELECT name FROM migrations ORDER BY name")
+    with pytest.raises(StorageError) as refused:
+        SubmissionStore(data_dir).open()
+    message = str(refused.value)
+    assert "newer tiprelay release" in message and "add_a_future_column" in message
+    assert "docs/operators.md" in message and "Upgrade" in message
+    assert sql(data_dir, "SELECT name FROM migrations ORDER BY name") == before

@@ -249,6 +249,11 @@ def remove(name: str, keys_dir: Path) -> None:
 def list_reviewers(keys_dir: Path) -> None:
     """Show each reviewer: name, age recipient or OpenPGP key, API key.
 
+    The last line is the recipient-set fingerprint: the one the relay's page
+    shows sources, and the one every reviewer's `tiprelay pin-team` prints.
+    After adding or removing a reviewer, each reviewer pins the team again and
+    compares theirs with it.
+
     \b
     Example:
       tiprelay reviewer list --keys-dir /etc/tiprelay/keys
@@ -263,6 +268,9 @@ def list_reviewers(keys_dir: Path) -> None:
     for entry in keyring.reviewers:
         api = format_public_key(entry.api_key) if entry.api_key else "(no API key)"
         click.echo(f"{entry.name}\t{entry.recipient}\t{api}")
+    if keyring.reviewers:
+        fingerprint = keyring.recipients_document()["fingerprint"]
+        click.echo(f"Recipient-set fingerprint (sources see it; pin-team prints it): {fingerprint}")
 
 
 def _check_name(name: str) -> None:

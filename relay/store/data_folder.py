@@ -24,11 +24,14 @@ from relay.errors import StorageError
 from relay.file_times import restamp_to_midnight
 from relay.store.blobs import TemporaryBlob, new_id
 from relay.store.database import DB_NAME, StoreDatabase
-from relay.store.migrations import run_migrations
+from relay.log import get_logger
+from relay.store.migrations import MIGRATIONS, run_migrations
 from relay.store.recovery import recover
 from relay.store.replies import ReplySlot, ReplySlots
 from relay.store.submissions import BlobWriter, SubmissionRecord, Submissions
 from relay.store.uploads import UploadRecord, Uploads
+
+_log = get_logger("relay.store")
 
 if TYPE_CHECKING:
     from relay.config import Config
@@ -79,7 +82,11 @@ class SubmissionStore:
             self._make_folders()
             self._take_lock()
             db = self.database.open()
-            run_migrations(db)
+            applied = run_migrations(db)
+            if applied and len(applied) < len(MIGRATIONS):
+                # An upgrade changed the schema of an existing data folder: the
+                # operator's guide says what that means for a rollback.
+                _log.info("store.migrated", count=len(applied))
             recover(self.tmp_dir, self.submissions, self.uploads, self.replies)
         except sqlite3.Error as exc:
             self.close()

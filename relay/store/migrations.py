@@ -9,6 +9,8 @@ from collections.abc import Callable, Sequence
 
 from sqlite_utils import Database
 
+from relay.errors import StorageError
+
 Migration = Callable[[Database], None]
 
 
@@ -67,10 +69,26 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 
+class NewerSchemaError(StorageError):
+    """The database was migrated by a newer tiprelay than this one."""
+
+
 def run_migrations(db: Database, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
-    """Apply each migration not yet recorded, each in its own transaction; the names applied."""
+    """Apply each migration not yet recorded, each in its own transaction; the names applied.
+
+    A database that records a migration this release does not have was
+    migrated by a newer release (an upgrade rolled back): it is refused with
+    NewerSchemaError, never opened by code that does not know its schema.
+    """
     db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY) WITHOUT ROWID")
     done = {row["name"] for row in db.query("SELECT name FROM migrations")}
+    unknown = sorted(done - {migration.__name__ for migration in migrations})
+    if unknown:
+        raise NewerSchemaError(
+            "The database was migrated by a newer tiprelay release (migrations this one does "
+            f"not have: {', '.join(unknown)}). Run that release again, or restore the backup "
+            "of the data folder made before upgrading (docs/operators.md, \"Upgrade\")."
+        )
     applied: list[str] = []
     for migration in migrations:
         name = migration.__name__
