@@ -180,7 +180,11 @@ $(tail -n 80 "$work/container.log")"
 # Where the container's checkout lives: a folder with a space and Cyrillic
 # letters, 200 characters long, so that set-up, the demo and the tests are shown
 # to quote every path they use (venv scripts, npm, the bundle check).
-checkout_in_container=$(python3 -c 'p = "/srv/tip relay/проверка/"; print(p + "к" * (200 - len(p)))')
+checkout_in_container=$(python3 -c '
+p = "/srv/tip relay/проверка"
+while len(p) < 200:  # folders of at most 40 letters: a name has at most 255 bytes
+    p += "/" + "к" * min(40, 200 - len(p) - 1)
+print(p)')
 
 figure() { sed -n "s/^$1=//p" "$work/container.log" | tail -n 1; }
 
