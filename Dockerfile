@@ -12,7 +12,8 @@
 # Two stages: `build` makes the browser bundle (with the Node.js release pinned
 # in pyproject.toml, from package-lock.json) and a venv with tiprelay and
 # exactly the Python packages of requirements/runtime.txt (pinned, hashed:
-# scripts/lock refreshes it); the runtime stage has only
+# scripts/lock refreshes it), the dependencies in layers of their own that a
+# rebuild reuses while the locks stay the same; the runtime stage has only
 # Debian's python3 and that venv. Nothing secret is in the image: reviewers'
 # public keys are mounted at /keys, the settings at /config (both read-only),
 # and ciphertext lives on the /data volume. The root file system can be, and
@@ -40,31 +41,41 @@ RUN echo force-unsafe-io >/etc/dpkg/dpkg.cfg.d/build-stage-unsafe-io \
     && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/*
 
-# One step on the bind-mounted source (a throwaway writable copy of the build
-# context). A throwaway build venv gets the pinned Node.js and hatchling, each
-# from the locks with their hashes (requirements/dev.txt, build.txt); npm
-# installs from package-lock.json, esbuild makes the browser bundle
-# (relay/web/static/dist/), and hatchling the tiprelay wheel. The relay's venv
-# then gets exactly requirements/runtime.txt (scripts/install-lock: pip itself
-# from the lock first, every file checked against the lock's hashes, nothing
-# resolved afresh, then pip check) and the wheel with nothing more (--no-deps).
-# Only /opt/tiprelay is kept. The venv lives at the path it runs from (its
-# scripts name their interpreter); pip and setuptools leave it, since nothing
-# installs at run time.
-# hadolint ignore=DL3003
-RUN --mount=type=bind,target=/src,rw --mount=type=secret,id=ca_bundle \
+# The dependencies first, each in a layer that depends only on the locks and
+# the scripts that install them, so a rebuild after a change to tiprelay's own
+# code reuses them: the relay's venv gets exactly requirements/runtime.txt,
+# a throwaway build venv requirements/build.txt (hatchling) and the pinned
+# Node.js (scripts/install-lock: pip itself from the lock first, every file
+# checked against the lock's hashes, nothing resolved afresh, then pip check),
+# and npm installs package-lock.json. The venv lives at the path it runs from
+# (its scripts name their interpreter).
+WORKDIR /src
+COPY pyproject.toml package.json package-lock.json ./
+COPY requirements/ requirements/
+COPY scripts/install-lock scripts/install-locked scripts/install-node scripts/
+RUN --mount=type=secret,id=ca_bundle \
+    if [ -s /run/secrets/ca_bundle ]; then export PIP_CERT=/run/secrets/ca_bundle; fi \
+    && python3 -m venv /opt/tiprelay \
+    && bash scripts/install-lock /opt/tiprelay requirements/runtime.txt
+RUN --mount=type=secret,id=ca_bundle \
     if [ -s /run/secrets/ca_bundle ]; then \
         export npm_config_cafile=/run/secrets/ca_bundle PIP_CERT=/run/secrets/ca_bundle; \
     fi \
-    && cd /src \
     && python3 -m venv /tmp/build-venv \
     && bash scripts/install-lock /tmp/build-venv requirements/build.txt \
     && bash scripts/install-node /tmp/build-venv \
-    && PATH=/tmp/build-venv/bin:$PATH npm ci --loglevel=error \
+    && PATH=/tmp/build-venv/bin:$PATH npm ci --loglevel=error
+
+# Then tiprelay itself, from the bind-mounted build context copied beside
+# node_modules: esbuild makes the browser bundle (relay/web/static/dist/),
+# hatchling the wheel, which goes into the relay's venv with nothing more
+# (--no-deps). pip and setuptools leave the venv, since nothing installs at run
+# time. Only /opt/tiprelay is kept.
+# hadolint ignore=DL3003
+RUN --mount=type=bind,target=/context \
+    tar -C /context --exclude=./node_modules --create --file - . | tar -C /src --extract --file - \
     && PATH=/tmp/build-venv/bin:$PATH bash scripts/build-js \
     && /tmp/build-venv/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
-    && python3 -m venv /opt/tiprelay \
-    && bash scripts/install-lock /opt/tiprelay requirements/runtime.txt \
     && /opt/tiprelay/bin/pip install --no-deps /tmp/wheels/tiprelay-*.whl \
     && /opt/tiprelay/bin/pip uninstall -y -q pip setuptools \
     && /opt/tiprelay/bin/python docker/relay/trim_venv.py

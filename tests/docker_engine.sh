@@ -2,9 +2,10 @@
 # Sourced by the scripts that need a Docker engine of their own here
 # (tests/docker_smoke.sh, tests/fresh_debian.sh). No engine runs on these
 # machines and no image registry is reachable, so this
-#   - starts a private dockerd (vfs storage, no iptables, no bridge; its data,
-#     exec root, socket and pid file in the caller's work folder, its own
-#     containerd namespace), and stops it by its PID;
+#   - starts a private dockerd (vfs storage, no iptables, no bridge; its exec
+#     root, socket and pid file in the caller's work folder, its data root kept
+#     in the cache folder between runs (see start_dockerd), its own containerd
+#     namespace), and stops it by its PID;
 #   - makes debian:bookworm-slim locally: `debootstrap --variant=minbase
 #     bookworm`, trimmed like Debian's official slim image, `docker import`ed
 #     (the tarball is cached in the cache folder, one per day).
@@ -42,8 +43,50 @@ engine_take_lock() {
 docker() { "$docker_cli" --host "unix://$work/docker.sock" "$@"; }
 
 # --- 1. dockerd ------------------------------------------------------------------
+# The engine's data root (its images, layers and build cache) is kept in the
+# cache folder between runs of the same engine on this machine, so that what a
+# run builds, the next one reuses while it is unchanged: the base image (one a
+# day), the image layers whose inputs did not change (Debian packages, the
+# locked Python and npm packages). Only one run at a time uses it (a lock);
+# a second run beside it starts from an empty one in its work folder, as does
+# any run with ENGINE_FRESH=1. What a run leaves behind (containers, volumes,
+# networks: a run that was killed) is removed at the next start; images no tag
+# names any more and build cache over ENGINE_KEEP_CACHE (4gb) go at the end.
+data_root=
+
+choose_data_root() {
+  data_root="$work/docker"
+  [ "${ENGINE_FRESH:-0}" = 1 ] && return
+  mkdir -p "$cache_dir"
+  exec 7>"$cache_dir/engine-$engine_name.lock"
+  local kept="$cache_dir/engine-$engine_name" pid
+  if flock --nonblock 7; then
+    # A dockerd of a run killed without its cleanup may still use it.
+    pid=$(cat "$kept.pid" 2>/dev/null || true)
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = dockerd ]; then
+      log "a dockerd left by an earlier run (pid $pid) still uses $kept: this run starts empty"
+      exec 7>&-
+      return
+    fi
+    data_root=$kept
+  else
+    exec 7>&-
+    log "the kept $engine_name engine is in use by another run: this one starts empty"
+  fi
+}
+
+remove_leftovers() {
+  local ids
+  ids=$(docker ps --all --quiet)
+  # shellcheck disable=SC2086  # one id per word
+  [ -z "$ids" ] || docker rm --force --volumes $ids >/dev/null 2>&1 || true
+  docker volume prune --force >/dev/null 2>&1 || true
+  docker network prune --force >/dev/null 2>&1 || true
+}
+
 start_dockerd() {
-  mkdir -p "$work/docker" "$work/exec" "$work/client"
+  choose_data_root
+  mkdir -p "$data_root" "$work/exec" "$work/client"
   echo '{}' >"$work/daemon.json"
   # Its own config file, so /etc/docker/daemon.json changes nothing here; its own
   # containerd namespace, so nothing it does mixes with another engine's.
@@ -51,19 +94,23 @@ start_dockerd() {
     --config-file "$work/daemon.json" \
     --storage-driver vfs \
     --iptables=false --ip-forward=false --ip-masq=false --bridge none \
-    --data-root "$work/docker" --exec-root "$work/exec" \
+    --data-root "$data_root" --exec-root "$work/exec" \
     --host "unix://$work/docker.sock" --pidfile "$work/dockerd.pid" \
     --containerd-namespace "tiprelay-$engine_name" \
     --containerd-plugins-namespace "tiprelay-$engine_name-plugins" \
-    --log-level warn >"$work/dockerd.log" 2>&1 9>&- &
+    --log-level warn >"$work/dockerd.log" 2>&1 7>&- 8>&- 9>&- &
   dockerd_pid=$!
+  [ "$data_root" = "$work/docker" ] || echo "$dockerd_pid" >"$data_root.pid"
   # The client must not read (or write) anyone's ~/.docker.
   export DOCKER_CONFIG="$work/client"
   for _ in $(seq 1 120); do
     kill -0 "$dockerd_pid" 2>/dev/null ||
       fail "dockerd exited at start; its log:
 $(tail -n 30 "$work/dockerd.log")"
-    docker version >/dev/null 2>&1 && return
+    if docker version >/dev/null 2>&1; then
+      [ "$data_root" = "$work/docker" ] || remove_leftovers
+      return
+    fi
     sleep 0.5
   done
   fail "dockerd did not answer on $work/docker.sock within 60s; its log:
@@ -140,7 +187,17 @@ $(tail -n 30 "$work/debootstrap.log")"
     find "$cache_dir" -maxdepth 1 -name 'debian-bookworm-slim-*.tar' -not -path "$tarball" -delete
   fi
   # Held through the import: another run making a new day's tarball deletes old ones.
-  docker import --change 'CMD ["bash"]' "$tarball" debian:bookworm-slim >/dev/null
+  # A kept engine that imported this same tarball keeps its image, and with it
+  # every layer built on it (a new import would be a new image id).
+  local imported
+  imported=$(docker image inspect --format '{{index .Config.Labels "tiprelay.base"}}' \
+    debian:bookworm-slim 2>/dev/null || true)
+  if [ "$imported" = "$(basename "$tarball")" ]; then
+    log "base image: already imported in the kept engine"
+  else
+    docker import --change 'CMD ["bash"]' --change "LABEL tiprelay.base=$(basename "$tarball")" \
+      "$tarball" debian:bookworm-slim >/dev/null
+  fi
   exec 8>&-
 }
 
@@ -148,6 +205,10 @@ $(tail -n 30 "$work/debootstrap.log")"
 # dockerd or debootstrap left under the work folder. Never fails.
 engine_cleanup() {
   if [ -n "$dockerd_pid" ] && kill -0 "$dockerd_pid" 2>/dev/null; then
+    if [ "$data_root" != "$work/docker" ]; then
+      docker image prune --force >/dev/null 2>&1
+      docker builder prune --force --keep-storage "${ENGINE_KEEP_CACHE:-4gb}" >/dev/null 2>&1
+    fi
     kill -TERM "$dockerd_pid"
     for _ in $(seq 1 100); do
       kill -0 "$dockerd_pid" 2>/dev/null || break
@@ -159,7 +220,12 @@ engine_cleanup() {
     fi
     wait "$dockerd_pid" 2>/dev/null
   fi
-  awk -v prefix="$work/" 'index($2, prefix) == 1 { print $2 }' /proc/self/mounts |
-    sort -r | while read -r mount_point; do umount -l "$mount_point"; done
+  local prefix
+  for prefix in "$work/" "${data_root:+$data_root/}"; do
+    [ -n "$prefix" ] || continue
+    awk -v prefix="$prefix" 'index($2, prefix) == 1 { print $2 }' /proc/self/mounts |
+      sort -r | while read -r mount_point; do umount -l "$mount_point"; done
+  done
+  exec 7>&-
   return 0
 }
