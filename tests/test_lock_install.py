@@ -90,9 +90,9 @@ def build_wheel(package: FakePackage, folder: Path) -> Path:
         f"{module}/__init__.py": f'VERSION = "{package.version}"\n'.encode(),
         f"{info}/METADATA": ("\n".join(metadata) + "\n").encode(),
         f"{info}/WHEEL": (
-            "Wheel-Version: 1.0\nGenerator: tiprelay-tests\nRoot-Is-Purelib: true\n"
-            "Tag: py3-none-any\n"
-        ).encode(),
+            b"Wheel-Version: 1.0\nGenerator: tiprelay-tests\nRoot-Is-Purelib: true\n"
+            b"Tag: py3-none-any\n"
+        ),
     }
     record = "".join(f"{name},{_record_hash(data)},{len(data)}\n" for name, data in files.items())
     files[f"{info}/RECORD"] = (record + f"{info}/RECORD,,\n").encode()

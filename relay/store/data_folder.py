@@ -22,9 +22,9 @@ from sqlite_utils import Database
 
 from relay.errors import StorageError
 from relay.file_times import restamp_to_midnight
+from relay.log import get_logger
 from relay.store.blobs import TemporaryBlob, new_id
 from relay.store.database import DB_NAME, StoreDatabase
-from relay.log import get_logger
 from relay.store.migrations import MIGRATIONS, run_migrations
 from relay.store.recovery import recover
 from relay.store.replies import ReplySlot, ReplySlots
