@@ -183,8 +183,14 @@ def _optional_file(value: object, base: Path) -> Path | None:
 
 
 def _digest_times(value: object) -> tuple[str, ...]:
-    # A TOML array of "HH:MM"; in an environment variable, "08:00,20:00".
-    if isinstance(value, str):
+    # A TOML array of "HH:MM"; in an environment variable, "08:00,20:00" or
+    # the TOML array itself, '["08:00", "20:00"]'.
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = tomllib.loads(f"times = {value.strip()}")["times"]
+        except tomllib.TOMLDecodeError:
+            raise _BadValue('a list of times of day in UTC, such as ["08:00"]') from None
+    elif isinstance(value, str):
         value = [part for part in value.split(",") if part.strip()]
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise _BadValue('a list of times of day in UTC, such as ["08:00"]')

@@ -26,8 +26,8 @@ from relay.notify.digest import DIGEST_LENGTH, TITLE, Digest, render
 from relay.notify.loop import send_digest
 from relay.server.app import create_app, take_digest_counts
 from relay.server.appkeys import DIGEST_SENDER
-from tests.support_forms import Form, submit_form
 from tests import support_logcapture
+from tests.support_forms import Form, submit_form
 from tests.support_logcapture import CapturedLog
 from tests.support_notify import (
     HTTP_PASSWORD,
