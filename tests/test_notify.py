@@ -11,6 +11,8 @@ what each channel answered. No secret of a channel reaches a log.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import subprocess
 import sys
 import time
@@ -222,3 +224,40 @@ def test_notify_test_says_what_each_channel_answered(
         assert _decrypt(gpg_reviewer, smtp.bodies()[0]) == render(Digest(0, 0, test=True))
         assert [p["message"] for p in endpoint.payloads] == [render(Digest(0, 0, test=True))]
         assert not (relay.data_dir / "relay.sqlite3").exists(), "notify-test opens no store"
+
+
+def test_serve_starts_with_its_channels_and_refuses_a_file_others_may_read(
+    tmp_path: Path,
+) -> None:
+    with http_channel() as endpoint:
+        far_from_now = f"{(time.gmtime().tm_hour + 12) % 24:02d}:00"
+        relay = _relay(
+            tmp_path, None, [{"url": endpoint.url(), "plain": True}], notify_times=far_from_now
+        )
+        channels = tmp_path / "notify-channels.toml"
+        channels.chmod(0o644)
+        refused = subprocess.run(
+            [str(_TIPRELAY), "serve", "--config", str(relay.config_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env={k: v for k, v in os.environ.items() if not k.startswith("TIPRELAY_")},
+            check=False,
+        )
+        assert refused.returncode == 1
+        assert "may be read by others (mode 0644)" in refused.stderr
+        assert "Traceback" not in refused.stderr
+        _assert_no_secret(refused.stdout + refused.stderr)
+
+        channels.chmod(0o600)
+        relay.start()
+        try:
+            assert relay.is_healthy()
+        finally:
+            relay.stop()
+    events = [json.loads(line) for line in relay.log_text().splitlines() if line.startswith("{")]
+    assert {"event": "notify.enabled", "channels": 1} in [
+        {k: v for k, v in e.items() if k in ("event", "channels")} for e in events
+    ]
+    assert endpoint.requests == 0, "nothing is sent before the first digest time"
+    _assert_no_secret(relay.log_text())
