@@ -24,8 +24,11 @@ import pytest
 from aiohttp import web
 
 from relay.config import load_config
+from relay.errors import KeyringError
+from relay.notify.channels import Channel
 from relay.notify.digest import DIGEST_LENGTH, TITLE, Digest, render
 from relay.notify.loop import send_digest
+from relay.notify.sending import DeliverySettings, Sender
 from relay.server.app import create_app, take_digest_counts
 from relay.server.appkeys import DIGEST_SENDER
 from tests import support_logcapture
@@ -261,3 +264,24 @@ def test_serve_starts_with_its_channels_and_refuses_a_file_others_may_read(
     ]
     assert endpoint.requests == 0, "nothing is sent before the first digest time"
     _assert_no_secret(relay.log_text())
+
+
+def test_a_channel_whose_reviewer_key_is_gone_fails_and_is_never_sent_in_the_clear(
+    tmp_path: Path, captured_log: CapturedLog
+) -> None:
+    with http_channel() as endpoint:
+        channel = Channel(1, "json", endpoint.url(), "olga", encrypted=True)
+
+        def no_key(reviewer: str, _text: str) -> str:
+            raise KeyringError(f"Reviewer {reviewer} has no OpenPGP key in keys/.")
+
+        sender = Sender([channel], no_key, DeliverySettings(5, 0, 1))
+        try:
+            (answer,) = asyncio.run(sender.deliver(Digest(3, 1)))
+        finally:
+            sender.close()
+    assert (answer.sent, answer.reason) == (False, "encryption_failed")
+    assert endpoint.requests == 0
+    assert [e["reason"] for e in captured_log.events if e["event"] == "notify.channel_failed"] == [
+        "encryption_failed"
+    ]

@@ -43,7 +43,10 @@ async def send_digest(take_counts: TakeCounts, sender: Sender, deadline: float |
     except Exception as error:  # the store failed: skip this digest, log the type only
         _log.error("notify.count_failed", error_type=type(error).__name__)
         return
-    await sender.deliver(Digest(waiting=waiting, arrived=arrived), deadline=deadline)
+    try:
+        await sender.deliver(Digest(waiting=waiting, arrived=arrived), deadline=deadline)
+    except Exception as error:  # a bug must not end the digests; log the type only
+        _log.error("notify.send_failed", error_type=type(error).__name__)
 
 
 async def run_digests(

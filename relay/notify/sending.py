@@ -34,7 +34,7 @@ from relay.notify.digest import TITLE, Digest, render
 
 _log = get_logger("relay.notify")
 APPRISE_LOGGER = "apprise"
-MAX_WORKERS = 4
+WORKERS_PER_CHANNEL = 2
 MAX_SAID = 5
 """At most this many of Apprise's messages are kept per attempt (for notify-test)."""
 
@@ -160,8 +160,10 @@ class Sender:
         self._encrypt = encrypt
         self._clock = clock
         self._sleep = sleep
+        # Two threads per channel: one may still be stuck in a send that timed
+        # out (until Apprise's own socket timeout frees it) while its retry runs.
         self._pool = ThreadPoolExecutor(
-            max_workers=max(1, min(MAX_WORKERS, len(self.channels))),
+            max_workers=max(1, WORKERS_PER_CHANNEL * len(self.channels)),
             thread_name_prefix="notify",
         )
 
