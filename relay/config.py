@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from relay.errors import ConfigError
+from relay.notify.schedule import ScheduleError, parse_times
 
 ENV_PREFIX = "TIPRELAY_"
 # TIPRELAY_* variables that are not settings: read by the CLI, or by the set-up
@@ -101,6 +102,11 @@ class Config:
     max_reply_bytes: int
     max_reply_entries: int
     max_concurrent_derivations: int
+    notify_channels_file: Path | None
+    notify_times: tuple[str, ...]
+    notify_channel_timeout_seconds: int
+    notify_retries: int
+    notify_retry_seconds: int
     log_format: LogFormat
     log_level: str
 
@@ -168,6 +174,32 @@ def _path(value: object, base: Path) -> Path:
     return base / Path(value.strip())
 
 
+def _optional_file(value: object, base: Path) -> Path | None:
+    if isinstance(value, str) and not value.strip():
+        return None
+    if not isinstance(value, str) or "\x00" in value:
+        raise _BadValue('a file path, or "" for none')
+    return base / Path(value.strip())
+
+
+def _digest_times(value: object) -> tuple[str, ...]:
+    # A TOML array of "HH:MM"; in an environment variable, "08:00,20:00" or
+    # the TOML array itself, '["08:00", "20:00"]'.
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = tomllib.loads(f"times = {value.strip()}")["times"]
+        except tomllib.TOMLDecodeError:
+            raise _BadValue('a list of times of day in UTC, such as ["08:00"]') from None
+    elif isinstance(value, str):
+        value = [part for part in value.split(",") if part.strip()]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _BadValue('a list of times of day in UTC, such as ["08:00"]')
+    try:
+        return parse_times(value)
+    except ScheduleError as exc:
+        raise _BadValue(str(exc)) from None
+
+
 def _host(value: object) -> str:
     if isinstance(value, str) and _HOST_PATTERN.fullmatch(value.strip()):
         return value.strip()
@@ -221,6 +253,11 @@ _PARSERS: dict[str, _Parser] = {
     "max_reply_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_reply_entries": lambda v, _: _integer(v, 1, 10_000),
     "max_concurrent_derivations": lambda v, _: _integer(v, 1, 64),
+    "notify_channels_file": _optional_file,
+    "notify_times": lambda v, _: _digest_times(v),
+    "notify_channel_timeout_seconds": lambda v, _: _integer(v, 1, 600),
+    "notify_retries": lambda v, _: _integer(v, 0, 10),
+    "notify_retry_seconds": lambda v, _: _integer(v, 1, 3600),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),
     "log_level": lambda v, _: _choice(v, LOG_LEVELS),
 }

@@ -526,6 +526,18 @@ class KeyringHolder:
                 recipients.append(reviewer.age_recipient)
         return recipients
 
+    def encrypt_text_to(self, reviewer_name: str, text: str) -> str:
+        """``text`` as an armored OpenPGP message to the OpenPGP key of ``reviewer_name``.
+
+        KeyringError if the current keyring has no such reviewer or they have no
+        OpenPGP key; GpgError if gpg fails.
+        """
+        reviewer = next((r for r in self._current.reviewers if r.name == reviewer_name), None)
+        if reviewer is None or reviewer.openpgp_key is None:
+            raise KeyringError(f"Reviewer {reviewer_name} has no OpenPGP key in {self.keys_dir}.")
+        assert self._public_keyring is not None  # made with the keyring
+        return self._public_keyring.encrypt_text([reviewer.openpgp_key.fingerprint], text)
+
     def reload(self) -> Keyring:
         """Load keys_dir again; on KeyringError the old keyring stays and the error is raised."""
         new, public_keyring = self._load()

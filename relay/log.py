@@ -133,6 +133,12 @@ _FIELD_SANITIZERS: dict[str, _Sanitizer] = {
     "reason": _matching(r"[a-z][a-z0-9_]{0,39}"),
     "sealed_by": lambda v: v if v in ("server", "browser") else None,
     "count": _int_between(0, 2**62),
+    # The team's digest (relay.notify): a channel's kind is its URL's scheme, never the URL.
+    "channel_kind": _matching(r"[a-z][a-z0-9+.-]{0,31}"),
+    "channels": _int_between(0, 10_000),
+    "sent": _int_between(0, 10_000),
+    "failed": _int_between(0, 10_000),
+    "attempt": _int_between(0, 100),
     # A UTC day, for the daily activity totals (relay.activity); never a time.
     "day": _matching(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
     "reviewers": _int_between(0, 10_000),

@@ -56,7 +56,9 @@ def test_the_named_migration_adds_reply_slots_to_a_database_made_by_the_old_code
     (data_dir / "blobs").mkdir(parents=True)
     # The schema as the code before conversations made it: two migrations, one submission.
     old = Database(sqlite3.connect(data_dir / "relay.sqlite3"), execute_plugins=False)
-    old_migrations = [m for m in MIGRATIONS if m.__name__ != "create_reply_slots_table"]
+    old_migrations = [
+        m for m in MIGRATIONS if m.__name__ in ("create_submissions_table", "create_uploads_table")
+    ]
     assert run_migrations(old, old_migrations) == [
         "create_submissions_table",
         "create_uploads_table",

@@ -33,6 +33,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Pin the team's recipients for replies (offline machine).",
     ),
     "reply": ("relay.cli.reply:reply", "Write a reply to a source into the outbox (offline)."),
+    "notify-test": (
+        "relay.cli.notify:notify_test",
+        "Send a test digest to every notification channel (operators).",
+    ),
     "push": ("relay.cli.push:push", "Upload the replies of a bundle's outbox to the relay."),
     "web-manifest": (
         "relay.cli.web:web_manifest",

@@ -101,6 +101,36 @@ class PublicKeyring:
             )
         return message
 
+    def encrypt_text(self, fingerprints: Sequence[str], text: str) -> str:
+        """``text`` (UTF-8) as one ASCII-armored OpenPGP message to every key in ``fingerprints``.
+
+        Not compressed, so that the message's length depends only on the text's
+        length and the keys (the notification digest relies on it), never on
+        what the text says.
+        """
+        if not fingerprints:
+            raise GpgError("An OpenPGP message needs at least one recipient.")
+        for fingerprint in fingerprints:
+            key = self._keys.get(fingerprint)
+            if key is None:
+                raise GpgError(f"OpenPGP key {fingerprint} is not in the relay's gpg home.")
+            if key.expires is not None and key.expires <= time.time():
+                raise GpgError(f"OpenPGP key {fingerprint} has expired.")
+        result = self._gpg.encrypt(
+            text.encode("utf-8"),
+            list(fingerprints),
+            armor=True,
+            always_trust=True,
+            extra_args=[*_ENCRYPT_OPTIONS, "--faked-system-time", self._clock],
+        )
+        message = bytes(result.data)
+        if not result.ok or not message.startswith(b"-----BEGIN PGP MESSAGE-----"):
+            raise GpgError(
+                f"gpg could not encrypt to OpenPGP key(s) {', '.join(fingerprints)} "
+                f"({result.status or 'no status'})."
+            )
+        return message.decode("ascii")
+
     def close(self) -> None:
         """Remove the home (a temporary keyring's folder too)."""
         parent = self.home.parent

@@ -1,7 +1,8 @@
 """The application factory: ``create_app(config)`` builds the whole relay.
 
 Resources live in ``cleanup_ctx`` generators (set up, ``yield``, tear down):
-the store, the retention task, the file-times blur and, when serving for real, the SIGHUP handler
+the store, the retention task, the file-times blur, the team's digest (when
+channels are configured) and, when serving for real, the SIGHUP handler
 that reloads ``keys/``. The reviewer API and the tus uploads are added by
 their own modules when they are present.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import importlib.util
 import logging
@@ -17,6 +19,7 @@ import signal
 import time
 import warnings
 from collections.abc import AsyncIterator, Coroutine
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.multipart import BadContentDispositionHeader, BadContentDispositionParam
@@ -31,6 +34,7 @@ from relay.server.appkeys import (
     CONFIG,
     CONVERSATION_SALT,
     DERIVATION_SLOTS,
+    DIGEST_SENDER,
     KEYRING,
     RECEIVE_MEMORY,
     STORE,
@@ -88,6 +92,8 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app.cleanup_ctx.append(purge_expired_submissions)
     app.cleanup_ctx.append(blur_file_times_periodically)
     app.cleanup_ctx.append(report_activity_daily)
+    if config.notify_channels_file is not None:
+        setup_digests(app, config.notify_channels_file)
     if reload_keys_on_sighup:
         app.cleanup_ctx.append(reload_keyring_on_sighup)
     setup_source_routes(app)
@@ -121,6 +127,8 @@ async def open_store(app: web.Application) -> AsyncIterator[None]:
         upload_expiry_hours=config.upload_expiry_hours,
     )
     await asyncio.to_thread(store.open)
+    # The digest's one number is kept only while digests go out.
+    await asyncio.to_thread(store.count_arrivals, config.notify_channels_file is not None)
     # The data folder is ours now (its lock is held): clear what a crashed run
     # left of its gpg homes, never a home another relay is using.
     await asyncio.to_thread(app[KEYRING].remove_stale_gpg_homes)
@@ -227,6 +235,42 @@ async def _activity_loop(app: web.Application) -> None:
                 else:
                     _log.info("disk.above_reserve")
         await asyncio.sleep(ACTIVITY_REPORT_INTERVAL_SECONDS)
+
+
+def setup_digests(app: web.Application, channels_file: Path) -> None:
+    """Read the channels now (a bad file stops the start), and send digests in the background."""
+    # Imported here: a relay without notifications never imports Apprise.
+    from relay.notify.channels import load_channels
+    from relay.notify.sending import DeliverySettings, Sender
+
+    config = app[CONFIG]
+    channels = load_channels(channels_file, app[KEYRING].current)
+    settings = DeliverySettings(
+        timeout_seconds=config.notify_channel_timeout_seconds,
+        retries=config.notify_retries,
+        retry_seconds=config.notify_retry_seconds,
+    )
+    app[DIGEST_SENDER] = Sender(channels, app[KEYRING].encrypt_text_to, settings)
+    app.cleanup_ctx.append(send_digests)
+    _log.info("notify.enabled", channels=len(channels))
+
+
+async def take_digest_counts(app: web.Application) -> tuple[int, int]:
+    """(submissions waiting, arrived since the last digest), resetting the latter."""
+    return await asyncio.to_thread(app[STORE].take_digest_counts)
+
+
+async def send_digests(app: web.Application) -> AsyncIterator[None]:
+    """The digest at each of ``notify_times`` (relay.notify.loop), whatever arrived."""
+    from relay.notify.loop import run_digests
+
+    sender = app[DIGEST_SENDER]
+    counts = functools.partial(take_digest_counts, app)
+    try:
+        async with _in_background(run_digests(app[CONFIG].notify_times, counts, sender), "digests"):
+            yield
+    finally:
+        sender.close()
 
 
 async def reload_keyring_on_sighup(app: web.Application) -> AsyncIterator[None]:

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from relay.config import Config
     from relay.keyring import KeyringHolder
+    from relay.notify.sending import Sender
     from relay.server.receive_memory import ReceiveMemory
     from relay.store import SubmissionStore
 
@@ -30,3 +31,5 @@ CONVERSATION_SALT: web.AppKey[bytes | None] = web.AppKey("conversation_salt")
 # How many codenames the no-JS pages may derive keys from at once
 # (config.max_concurrent_derivations): PBKDF2 costs about 0.1 s of CPU each.
 DERIVATION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("derivation_slots")
+# The team's digest sender (relay.notify), present only when notify_channels_file is set.
+DIGEST_SENDER: web.AppKey[Sender] = web.AppKey("digest_sender")

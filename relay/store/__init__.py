@@ -2,7 +2,8 @@
 
 Layout of ``data_dir`` (folders 0700, files 0600)::
 
-    relay.sqlite3          rows: submissions, uploads, reply slots, migrations
+    relay.sqlite3          rows: submissions, uploads, reply slots, migrations, and
+                           the digest's arrival counter (one number)
     relay.sqlite3-journal  SQLite's rollback journal: empty between transactions
     blobs/<id>.age         one committed submission, exactly the age file received
     replies/<random>.age   one reply in a slot (the file name is not the slot's tag)

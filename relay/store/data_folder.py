@@ -171,6 +171,14 @@ class SubmissionStore:
         """Delete submissions whose day is more than ``days`` days ago; how many."""
         return self.submissions.purge_older_than(days)
 
+    def count_arrivals(self, enabled: bool) -> None:
+        """Count new submissions for the team's digest (``enabled``), or keep no count."""
+        self.submissions.count_arrivals(enabled)
+
+    def take_digest_counts(self) -> tuple[int, int]:
+        """(submissions waiting, submissions stored since the last digest); resets the latter."""
+        return self.submissions.take_digest_counts()
+
     # --- resumable uploads ---
 
     def create_upload(self, length: int) -> UploadRecord:

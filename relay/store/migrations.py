@@ -62,10 +62,33 @@ def create_reply_slots_table(db: Database) -> None:
     db.execute("CREATE INDEX reply_slots_by_day ON reply_slots (day)")
 
 
+def create_arrival_counter(db: Database) -> None:
+    """One number for the team's digest (relay.notify): submissions stored since the last one.
+
+    A trigger adds one for every new row, so no code path that stores a
+    submission can forget it, and nothing but the number is kept (no id, no
+    time). The table holds its one row only while notifications are on
+    (``SubmissionStore.count_arrivals``); without it the trigger changes nothing.
+    """
+    db.execute(
+        """CREATE TABLE arrival_counter (
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            arrived INTEGER NOT NULL CHECK (arrived >= 0)
+        )"""
+    )
+    db.execute(
+        """CREATE TRIGGER count_arrival AFTER INSERT ON submissions
+        BEGIN
+            UPDATE arrival_counter SET arrived = arrived + 1;
+        END"""
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     create_submissions_table,
     create_uploads_table,
     create_reply_slots_table,
+    create_arrival_counter,
 )
 
 

@@ -288,6 +288,26 @@ class Submissions:
         fsync_directory(self.blobs_dir)
         return True
 
+    def count_arrivals(self, enabled: bool) -> None:
+        """Keep the arrival counter (``enabled``) or drop it, and the number it held."""
+        with self.database.connection() as db, db.atomic():
+            if enabled:
+                db.execute("INSERT OR IGNORE INTO arrival_counter (one, arrived) VALUES (1, 0)")
+            else:
+                db.execute("DELETE FROM arrival_counter")
+
+    def take_digest_counts(self) -> tuple[int, int]:
+        """(submissions stored now, submissions stored since the last call), and reset the latter.
+
+        One transaction, so a submission stored meanwhile is counted in this
+        digest or the next, never in none or both.
+        """
+        with self.database.connection() as db, db.atomic():
+            waiting = db.execute("SELECT count(*) FROM submissions").fetchone()[0]
+            row = db.execute("SELECT arrived FROM arrival_counter").fetchone()
+            db.execute("UPDATE arrival_counter SET arrived = 0")
+        return int(waiting), int(row[0]) if row is not None else 0
+
     def purge_older_than(self, days: int) -> int:
         """Delete submissions whose day is more than ``days`` days ago; how many."""
         cutoff = cutoff_day(days)
