@@ -5,7 +5,9 @@ the event loop's default executor, which the store uses), with a timeout:
 a channel that hangs costs one worker, never a source's request. A channel
 that fails is tried again ``retries`` times, after ``retry_seconds`` and then
 twice as long each time, and never once the next digest is due. Apprise's
-own socket timeouts are set to the same timeout, so a stuck worker is freed.
+own socket timeouts are set a second past that timeout, so a stuck worker is
+freed soon after, while the attempt is always reported as what it was: a
+timeout, never a refusal because Apprise's clock happened to run out first.
 
 What is logged: per digest, how many channels, sent and failed; per failed
 attempt, the channel's kind (its URL's scheme), the attempt's number and a
@@ -118,6 +120,10 @@ def blank_out(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+WORKER_GRACE_SECONDS = 1.0
+"""How long past the channel timeout Apprise's sockets may wait before a worker is freed."""
+
+
 def _send_in_thread(channel: Channel, body: str, timeout: float) -> tuple[str, list[str]]:
     """One attempt through Apprise, in a worker thread: (reason, what Apprise said)."""
     import apprise
@@ -131,9 +137,11 @@ def _send_in_thread(channel: Channel, body: str, timeout: float) -> tuple[str, l
         )
         if plugin is None:
             return "refused", capture.messages
-        # Apprise's own socket timeouts, so that a worker never hangs for long.
-        plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, timeout)
-        plugin.socket_read_timeout = min(plugin.socket_read_timeout, timeout)
+        # Apprise's own socket timeouts, so that a worker never hangs for long;
+        # a second past ours, so that ours always ends a hanging attempt first.
+        socket_timeout = timeout + WORKER_GRACE_SECONDS
+        plugin.socket_connect_timeout = min(plugin.socket_connect_timeout, socket_timeout)
+        plugin.socket_read_timeout = min(plugin.socket_read_timeout, socket_timeout)
         ok = plugin.notify(body=body, title=TITLE, body_format=apprise.NotifyFormat.TEXT)
         return ("sent" if ok else "refused"), capture.messages
     except Exception:  # Apprise raised: a bug or an unusual failure; no text is kept
