@@ -226,3 +226,20 @@ def test_with_javascript_off_the_noscript_forms_still_work(
     shown = page.text_content("main") or ""
     assert "Decrypted by the server" in shown and GENUINE in shown
     context.close()
+
+
+def test_where_the_browser_cannot_decrypt_the_page_says_how_to_read_replies(
+    relay: RelayServer, safer_chromium: Browser
+) -> None:
+    """No WebCrypto (an insecure context): no form here can read, none sends the codename."""
+    context = safer_chromium.new_context()
+    context.add_init_script(
+        "Object.defineProperty(Crypto.prototype, 'subtle', { get: () => undefined });"
+    )
+    page = context.new_page()
+    page.goto(f"{relay.url}/?lang=en")
+    page.wait_for_selector("#js-replies-unavailable:not([hidden])")
+    assert "turn JavaScript off" in (page.text_content("#js-replies-unavailable") or "")
+    assert page.locator("#js-read-replies-form").is_hidden()
+    assert page.locator("[name=codename]").count() == 0
+    context.close()
