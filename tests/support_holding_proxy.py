@@ -81,7 +81,8 @@ class HoldingProxy:
     @property
     def held_requests(self) -> int:
         """How many bundle requests arrived while it was held."""
-        return sum(1 for r in self.snapshot() if r.before_release and r.path_qs.startswith(HELD_PATH))
+        held = [r for r in self.snapshot() if r.path_qs.startswith(HELD_PATH)]
+        return sum(1 for r in held if r.before_release)
 
     def snapshot(self) -> list[Recorded]:
         with self._lock:

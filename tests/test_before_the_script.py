@@ -37,7 +37,7 @@ from tests.support_conversation import (
     submission_meta,
 )
 from tests.support_firefox import CONVERSATION_DRIVER, run_firefox_driver, source_spec
-from tests.support_holding_proxy import HoldingProxy, Recorded, holding_proxy
+from tests.support_holding_proxy import Recorded, holding_proxy
 from tests.support_server import RelayServer
 
 __all__ = ["playwright_driver"]  # a fixture, imported for pytest
@@ -47,6 +47,7 @@ BUNDLE = Path(__file__).resolve().parent.parent / "relay" / "web" / "static" / "
 QUICK_DRIVER = CONVERSATION_DRIVER.with_name("firefox_quick_source.mjs")
 GENUINE = "GENUINE-REPLY come to the station at noon"
 WAIT_MS = 60_000
+NO_JS_ENDPOINTS = {"/replies", "/replies/attachment", "/replies/delete", "/submit"}
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def form_posts(requests: list[Recorded]) -> list[str]:
     return [
         f"{r.method} {r.path_qs}"
         for r in requests
-        if r.path_qs.split("?")[0] in {"/replies", "/replies/attachment", "/replies/delete", "/submit"}
+        if r.path_qs.split("?")[0] in NO_JS_ENDPOINTS
     ]
 
 
