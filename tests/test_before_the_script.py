@@ -13,7 +13,10 @@ exact, not a matter of timing. Then the script takes over and reads the reply
 in the browser. Chromium runs as at Tor Browser's Safer level (no JIT); Firefox
 ESR with Safer's preferences is driven by tests/js/firefox_quick_source.mjs.
 Without JavaScript (Chromium with scripting off) the same page still offers the
-server's codename, sends the tip with it and reads the reply on ``POST /replies``.
+server's codename, sends the tip with it and reads the reply on ``POST /replies``
+(Safest in Firefox: tests/test_firefox_conversation.py). Where the script runs
+but cannot seal, Send goes to the server with no codename; where it cannot
+decrypt, the page says how to read replies.
 """
 
 from __future__ import annotations
@@ -244,3 +247,28 @@ def test_where_the_browser_cannot_decrypt_the_page_says_how_to_read_replies(
     assert page.locator("#js-read-replies-form").is_hidden()
     assert page.locator("[name=codename]").count() == 0
     context.close()
+
+
+def test_where_the_browser_cannot_seal_send_goes_to_the_server_without_a_codename(
+    relay: RelayServer, safer_chromium: Browser
+) -> None:
+    """The honest fallback: the script runs, cannot seal, enables Send for the
+    server path the page describes; the tip carries no conversation."""
+    context = safer_chromium.new_context()
+    context.add_init_script("delete Blob.prototype.stream;")  # canSealInBrowser() is false
+    page = context.new_page()
+    page.goto(f"{relay.url}/?lang=en")
+    page.wait_for_selector("#js-send:not([hidden]) button:enabled")
+    assert page.is_visible("#submission-status")  # "the form goes to the server, which encrypts"
+    assert page.is_hidden("#browser-sealing") and page.is_hidden("#codename-js")
+    assert page.is_visible("#js-replies-unavailable")
+    before = set(relay.blob_paths())
+    page.fill("#message", "FALLBACK-TIP")
+    with page.expect_navigation():
+        page.click("#submission-form button[type=submit]")
+    context.close()
+    assert "/received" in page.url
+    fresh = [path for path in relay.blob_paths() if path not in before]
+    assert len(fresh) == 1
+    meta = submission_meta(relay, fresh[0])
+    assert meta["sealed_by"] == "server" and "conversation" not in meta
