@@ -5,7 +5,8 @@ preferences its slider sets (torbutton's ``kSecuritySettings`` table), plus
 ``privacy.resistFingerprinting``, on at every level as in Tor Browser. *Safest*
 also stops every page script: Tor Browser does that with NoScript while
 ``javascript.enabled`` stays on, so the driver refuses script requests by URL
-(WebDriver BiDi network interception) rather than turning JavaScript off.
+(WebDriver BiDi network interception) rather than turning JavaScript off, and
+renders ``<noscript>`` as NoScript does on pages whose scripts it blocks.
 
 The browser is driven by a small Node script (tests/js/firefox_source.mjs, with
 puppeteer-core over WebDriver BiDi; nothing is downloaded) started with default
@@ -85,6 +86,8 @@ class SourceVisit:
     """What the driver reports once the submission went through."""
 
     mode: str | None
+    noscript_send_before: bool | None
+    """At Safest: whether an enabled Send button was there before ``<noscript>`` was rendered."""
     shown: dict[str, bool]
     metadata: dict[str, Any] | None
     sealing: dict[str, Any] | None
@@ -182,6 +185,7 @@ def run_firefox_source(spec: dict[str, Any], on_event: EventHandler | None = Non
     final = run_firefox_driver(DRIVER, spec, on_event)
     return SourceVisit(
         mode=final["mode"],
+        noscript_send_before=final["noscriptSendBefore"],
         shown=final["shown"],
         metadata=final["metadata"],
         sealing=final["sealing"],

@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 
 from relay.conversation.codename import fold_codename, generate_codename
+from relay.crypto.padding import padme_length
 from relay.crypto.signing import SigningKey
+from relay.server.page_padding import REPLY_PAGE_FLOOR_BYTES
 from tests.support_conversation import (
     NOSCRIPT_CODENAME,
     conversation_relay,
@@ -77,10 +79,10 @@ def submit(relay: RelayServer, fields: list[tuple[str, str]]) -> Answer:
     return send(relay.url, "POST", "/submit", headers, body)
 
 
-def post_form(relay: RelayServer, path: str, fields: dict[str, str]) -> Answer:
+def post_form(relay: RelayServer, path: str, fields: dict[str, str], lang: str = "en") -> Answer:
     body = urllib.parse.urlencode(fields).encode()
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
-    return send(relay.url, "POST", path + "?lang=en", headers, body)
+    return send(relay.url, "POST", f"{path}?lang={lang}", headers, body)
 
 
 def new_blob(relay: RelayServer, before: set[Path]) -> Path:
@@ -254,7 +256,65 @@ def test_a_wrong_codename_and_one_without_replies_look_alike(relay: RelayServer)
     fresh = post_form(relay, "/replies", {"codename": words})
 
     def shape(answer: Answer) -> str:
-        return re.sub(r'value="[a-z\- ]+"', 'value=""', answer.body.decode())
+        unpadded = re.sub(r"\n<!-- *-->\n$", "", answer.body.decode())
+        return re.sub(r'value="[a-z\- ]+"', 'value=""', unpadded)
 
     assert "No replies yet." in fresh.body.decode()
     assert shape(unused) == shape(fresh)
+    assert len(unused.body) == len(fresh.body) == REPLY_PAGE_FLOOR_BYTES
+
+
+def wire_size(answer: Answer) -> tuple[int, int, str]:
+    """A page's bytes as a network observer could count them (pages are never compressed)."""
+    assert answer.headers.get("Content-Encoding") is None
+    return len(answer.body), int(answer.headers["Content-Length"]), answer.headers["Content-Type"]
+
+
+def test_a_reply_page_has_one_size_whether_replies_exist_or_not(
+    relay: RelayServer, api_key: SigningKey
+) -> None:
+    """The bytes on the wire of every page a reader of replies gets, in two languages:
+    none, one and several short replies, a forgery, after a delete, and refusals."""
+    words = str(generate_codename())
+    keys = keys_for(relay, words)
+    seen: dict[str, tuple[int, int, str]] = {}
+
+    def read(label: str) -> None:
+        for lang in ("en", "ru"):
+            answer = post_form(relay, "/replies", {"codename": words}, lang)
+            assert answer.status == 200
+            seen[f"{label} ({lang})"] = wire_size(answer)
+
+    read("no reply")
+    put_reply(relay, api_key, keys, 1, sealed_reply(relay, keys, 1, "Come to the station at noon."))
+    one = post_form(relay, "/replies", {"codename": words}).body.decode()
+    assert "Come to the station at noon." in one and "No replies yet" not in one
+    read("one reply")
+    put_reply(relay, api_key, keys, 2, sealed_reply(
+        relay, keys, 2, "And bring this.", [("map.txt", b"MAP")]
+    ))  # fmt: skip
+    put_reply(relay, api_key, keys, 3, sealed_reply(relay, keys, 3, "x", auth_key=bytes(32)))
+    read("two replies, a file and a forgery")
+    deleted = post_form(relay, "/replies/delete", {"codename": words, "slot": "1"})
+    assert "The reply was deleted." in deleted.body.decode()
+    others = {
+        "after a delete": deleted,
+        "codename of 2 words": post_form(relay, "/replies", {"codename": "abandon ability"}),
+        "unknown word": post_form(relay, "/replies", {"codename": "x " * 6 + "x"}),
+        "bad slot": post_form(relay, "/replies/delete", {"codename": words, "slot": "99"}),
+        "file gone": post_form(
+            relay, "/replies/attachment", {"codename": words, "slot": "1", "name": "x"}
+        ),
+        "GET": send(relay.url, "GET", "/replies?lang=ru"),
+    }
+    assert others["codename of 2 words"].status == 400 and others["GET"].status == 405
+    seen |= {label: wire_size(answer) for label, answer in others.items()}
+    floor = (REPLY_PAGE_FLOOR_BYTES, REPLY_PAGE_FLOOR_BYTES, "text/html; charset=utf-8")
+    assert set(seen.values()) == {floor}, seen
+
+    # A long reply moves the page to a larger size, Padmé-rounded.
+    put_reply(relay, api_key, keys, 4, sealed_reply(relay, keys, 4, "long " * 8000))
+    long_page = post_form(relay, "/replies", {"codename": words}).body
+    assert len(long_page) > REPLY_PAGE_FLOOR_BYTES
+    assert len(long_page) == padme_length(len(long_page))
+    assert long_page.endswith(b" -->\n") and b"</html>\n<!--" in long_page

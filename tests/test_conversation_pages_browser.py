@@ -72,8 +72,8 @@ def new_blob(relay: RelayServer, before: set[Path]) -> Path:
 
 
 def read_replies(page: Page, typed: str) -> None:
-    page.fill("#read-codename", typed)
-    page.click("#read-replies-form button[type=submit]")
+    page.fill("#js-read-codename", typed)
+    page.click("#js-read-replies-form button[type=submit]")
     page.wait_for_selector("#js-replies[data-state=shown]", timeout=WAIT_MS)
 
 
@@ -118,8 +118,8 @@ def test_js_round_trip_nothing_of_the_conversation_leaves_the_browser(
 
     page = context.new_page()
     open_form(page, relay)
-    page.fill("#read-codename", " ".join(words.split()[:3]) + " notaword")
-    page.click("#read-replies-form button[type=submit]")
+    page.fill("#js-read-codename", " ".join(words.split()[:3]) + " notaword")
+    page.click("#js-read-replies-form button[type=submit]")
     page.wait_for_selector("#js-replies[data-state=codename_error]")
     assert "Word 4 of what you typed" in (page.text_content("#js-replies") or "")
 

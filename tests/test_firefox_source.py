@@ -115,6 +115,9 @@ def test_at_safest_no_script_runs_and_the_form_posts_for_the_server_to_seal(
     )
     assert visit.blocked_scripts, "the page asked for no script, so nothing was blocked"
     assert visit.mode is None  # the bundle never ran
+    # JavaScript is on, so until <noscript> is rendered (as NoScript does)
+    # there is no Send button: none that could send before a script decides.
+    assert visit.noscript_send_before is False
     assert visit.shown == {"serverSealsNotice": True, "browserSealing": False}
     assert uploads(visit, "POST") == [] and uploads(visit, "PATCH") == []
     assert [r for r in visit.requests if r["method"] == "POST" and r["url"].endswith("/submit")]

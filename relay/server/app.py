@@ -41,6 +41,7 @@ from relay.server.appkeys import (
     SUBMISSION_SLOTS,
 )
 from relay.server.middlewares import add_security_headers, choose_language, error_pages
+from relay.server.page_padding import pad_reply_pages
 from relay.server.receive_memory import ReceiveMemory
 from relay.server.routes import setup_source_routes
 from relay.store import SubmissionStore
@@ -74,7 +75,8 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     """The relay as an aiohttp application; raises KeyringError without valid keys."""
     keep_warnings_out_of_logs()
     app = web.Application(
-        middlewares=[choose_language, error_pages], client_max_size=CLIENT_MAX_BODY_BYTES
+        middlewares=[choose_language, pad_reply_pages, error_pages],
+        client_max_size=CLIENT_MAX_BODY_BYTES,
     )
     app[CONFIG] = config
     holder = KeyringHolder(config.keys_dir, config.data_dir / OPENPGP_KEYRING_FOLDER)

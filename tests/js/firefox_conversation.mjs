@@ -21,7 +21,7 @@
 // emulates <noscript> on pages whose scripts it blocks; with "emulateNoscript"
 // the driver does the same, after reporting whether the field was there before.
 
-import { emit, isScript, nextCommand, runWithFirefox, spec } from "./firefox_source.mjs";
+import { emit, emulateNoscript, isScript, nextCommand, runWithFirefox, spec } from "./firefox_source.mjs";
 
 const started = Date.now();
 
@@ -41,18 +41,6 @@ async function captured(request, outcome) {
     body,
     outcome,
   };
-}
-
-async function emulateNoscript(page) {
-  return page.evaluate(() => {
-    const elements = [...document.querySelectorAll("noscript")];
-    for (const element of elements) {
-      const template = document.createElement("template");
-      template.innerHTML = element.textContent; // parsed as text while scripting is on
-      element.replaceWith(template.content);
-    }
-    return elements.length;
-  });
 }
 
 async function openForm(page, withScripts) {
@@ -109,10 +97,11 @@ async function drive(browser) {
 
   await openForm(page, withScripts);
   const typed = spec.typedCodename === "upper" ? field.words.toUpperCase() : field.words;
-  await page.type("#read-codename", typed);
+  // The page's script takes over its own form; the no-JS one is in <noscript>.
+  await page.type(withScripts ? "#js-read-codename" : "#read-codename", typed);
   let shown;
   if (withScripts) {
-    await page.click("#read-replies-form button[type=submit]");
+    await page.click("#js-read-replies-form button[type=submit]");
     await page.waitForSelector("#js-replies[data-state=shown]");
     shown = await page.$eval("#js-replies", (element) => element.textContent);
   } else {

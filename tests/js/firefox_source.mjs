@@ -15,10 +15,15 @@
 // metadata panel (#metadata-report) to finish and reports it as "metadata":
 // {files: {name: {kinds, text}}, stripChecked, documentsNoticeShown}.
 //
+// With blockScripts the driver also renders <noscript> once the page has
+// loaded, as NoScript does on pages whose scripts it blocks (Firefox itself,
+// with JavaScript on, parses <noscript> as text): the no-JS Send button lives
+// there. The result's "noscriptSendBefore" says whether it was there before.
+//
 // Every line on stdout is one JSON event; the last is {"event":"result", ...}.
 // Exits non-zero on any failure, closing the browser first.
-// tests/js/firefox_conversation.mjs imports spec, emit, nextCommand, isScript
-// and runWithFirefox from here (this file drives only when run itself).
+// tests/js/firefox_conversation.mjs imports spec, emit, nextCommand, isScript,
+// emulateNoscript and runWithFirefox from here (this file drives only when run itself).
 
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -38,6 +43,19 @@ export async function nextCommand(expected) {
   if (done || value.trim() !== expected) {
     throw new Error(`expected "${expected}" on stdin, got ${done ? "end of input" : value}`);
   }
+}
+
+/** Render every <noscript> as NoScript does where it blocks scripts; how many. */
+export async function emulateNoscript(page) {
+  return page.evaluate(() => {
+    const elements = [...document.querySelectorAll("noscript")];
+    for (const element of elements) {
+      const template = document.createElement("template");
+      template.innerHTML = element.textContent; // parsed as text while scripting is on
+      element.replaceWith(template.content);
+    }
+    return elements.length;
+  });
 }
 
 export function isScript(url) {
@@ -103,6 +121,13 @@ async function drive(browser) {
   });
 
   await page.goto(spec.url, { waitUntil: "load" });
+  let noscriptSendBefore = null;
+  if (spec.blockScripts) {
+    noscriptSendBefore = await page.evaluate(
+      () => !!document.querySelector("#submission-form button[type=submit]:not([disabled])"),
+    );
+    await emulateNoscript(page);
+  }
   const mode = await page.evaluate(() => document.documentElement.dataset.sealingMode || null);
   // What the page tells the source about who encrypts (read before any click).
   const shown = await page.evaluate(() => ({
@@ -167,6 +192,7 @@ async function drive(browser) {
   emit({
     event: "result",
     mode,
+    noscriptSendBefore,
     shown,
     metadata,
     sealing,

@@ -1,12 +1,14 @@
 // Entry point of the browser bundle: progressive enhancement of the form
 // (<form id="submission-form" action="/submit">). Without JavaScript, or in a
 // browser that lacks what sealing needs, the form posts to /submit and the
-// server encrypts (the page says so). With it, the submit is taken over: the
+// server encrypts (the page says so). Until this script has run, a browser
+// with JavaScript on has no button that sends the form (see enableSend). With
+// it, the submit is taken over: the
 // browser builds the archive, encrypts it to the reviewers and uploads only
 // ciphertext. Every text shown comes from the page (#sealing-messages), in the
 // page's language; the data comes from #recipients and #sealing-settings.
 
-import { setUpConversationPage } from "./conversation_page.js";
+import { conversationUnavailable, setUpConversationPage } from "./conversation_page.js";
 import { recipientSetFingerprint } from "./fingerprint.js";
 import { MetadataPanel } from "./metadata/panel.js";
 import { loadOpenpgpWrap } from "./openpgp_loader.js";
@@ -308,31 +310,60 @@ class TimeLeft {
   }
 }
 
+/**
+ * The form's Send button for pages with this script: hidden and disabled in
+ * the page (the no-JS one is inside <noscript>, which a browser with
+ * JavaScript on never renders), so nothing can send the form before this
+ * script has decided how it is sealed.
+ */
+function enableSend() {
+  const send = byId("js-send");
+  if (!send) return;
+  send.hidden = false;
+  for (const button of send.querySelectorAll("button")) button.disabled = false;
+}
+
+/**
+ * Where sealing here is not possible, the form goes to the server, which
+ * encrypts (the page's no-JS status line says so and stays shown). No codename
+ * rides along: the server's is in <noscript> and the browser's field has no
+ * name. Replies cannot be read here either: the page says how to read them.
+ */
+function serverFallback() {
+  enableSend();
+  conversationUnavailable();
+}
+
 function main() {
   const form = byId("submission-form");
   const recipientsBlock = readJson("recipients");
   const settings = readJson("sealing-settings");
   const messages = readJson("sealing-messages");
   if (!form || !recipientsBlock || !settings || !messages || !canSealInBrowser()) {
-    return; // the form keeps working without us, and the page says the server encrypts
+    serverFallback();
+    return;
   }
   const recipients = recipientsBlock.recipients;
   const openpgpKeys = recipientsBlock.openpgp_keys || {};
   if (Object.keys(openpgpKeys).length > 0 && !(globalThis.crypto && crypto.subtle)) {
     // OpenPGP.js needs WebCrypto, which only secure contexts have (https,
     // .onion in Tor Browser, localhost): without it, the server encrypts.
+    serverFallback();
     return;
   }
   const page = new SealingPage(form, recipients, openpgpKeys, settings, messages);
+  enableSend();
   if (recipientSetFingerprint(recipients) !== recipientsBlock.fingerprint) {
     // The page contradicts itself: refuse to seal, and refuse the no-JS path too.
     page.show();
     page.setBusy(true);
     page.say("fingerprint_mismatch", true);
+    conversationUnavailable();
     return;
   }
   page.show();
   page.conversation = setUpConversationPage();
+  if (!page.conversation) conversationUnavailable();
   if (Object.keys(openpgpKeys).length > 0) {
     // OpenPGP reviewers: fetch their wrapper now, while the source writes, so
     // that sending does not wait for it (a failure here is tried again then).

@@ -75,12 +75,16 @@ export class ConversationPage {
       byId("codename-js").hidden = false;
       this.keysFor(indices); // ~0.1 s of native PBKDF2, done before the source presses Send
     }
-    const readForm = byId("read-replies-form");
+    // The page's own "read replies" form (the no-JS one is inside <noscript>,
+    // which this browser never renders): hidden, nameless and disabled until now.
+    const readForm = byId("js-read-replies-form");
     if (readForm) {
       readForm.addEventListener("submit", (event) => {
         event.preventDefault(); // the codename never goes to the relay
-        this.readReplies(readForm);
+        this.readReplies();
       });
+      for (const button of readForm.querySelectorAll("button")) button.disabled = false;
+      readForm.hidden = false;
     }
     document.documentElement.dataset.conversations = "browser";
   }
@@ -124,14 +128,14 @@ export class ConversationPage {
     return { fields: conversationFields(await this.keysFor(indices)) };
   }
 
-  async readReplies(form) {
+  async readReplies() {
     const out = byId("js-replies");
     out.hidden = false;
     out.dataset.state = "reading";
     out.replaceChildren(element("p", this.messages.reading, "status"));
     let indices;
     try {
-      indices = foldCodename(form.elements.namedItem("codename").value);
+      indices = foldCodename(byId("js-read-codename").value);
     } catch (error) {
       out.replaceChildren(element("p", this.codenameProblem(error), "status status-warning"));
       out.dataset.state = "codename_error";
@@ -261,6 +265,16 @@ function download(attachment) {
   link.click();
   link.remove();
   setTimeout(() => URL.revokeObjectURL(url), DOWNLOAD_URL_LIFETIME_MS);
+}
+
+/**
+ * This browser cannot read replies here (no WebCrypto, or no sealing): say so
+ * where the "read replies" form would be. That form stays hidden: the codename
+ * is never sent to the relay from a page with JavaScript on.
+ */
+export function conversationUnavailable() {
+  const notice = byId("js-replies-unavailable");
+  if (notice) notice.hidden = false;
 }
 
 /** The page's conversation part, or null when the relay keeps no conversations. */
