@@ -254,7 +254,8 @@ async def _key_watch_loop(app: web.Application) -> None:
         upcoming = [r.expires - now for r in keyring.reviewers
                     if r.expires is not None and r.expires > now]
         if upcoming:
-            wait = min(wait, min(upcoming))  # tell the operator when it happens
+            # Tell the operator when it happens (just after: timers may fire early).
+            wait = min(wait, min(upcoming) + 0.05)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(reloaded.wait(), wait)
         reloaded.clear()
