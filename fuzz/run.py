@@ -35,7 +35,7 @@ _DONE = re.compile(r"Done (\d+) runs in")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 _TARGET_NAMES = (
     "age_header", "armor", "decrypt", "stream", "upload_check", "tar", "tus_headers", "multipart",
-    "openpgp_packets", "harness_check",
+    "openpgp_packets", "json_body", "harness_check",
 )
 
 

@@ -146,6 +146,20 @@ def openpgp_messages() -> list[bytes]:
             bytes([0xC1, len(ecdh)]) + ecdh + new_seipd]
 
 
+def json_bodies() -> list[bytes]:
+    """The source's reply API bodies as the browser sends them, and near misses."""
+    tag, token = "ab" * 32, "0f" * 32
+    return [
+        json.dumps({"tags": [tag] * 4}).encode(),
+        json.dumps({"tag": tag}).encode(),
+        json.dumps({"tag": tag, "token": token}).encode(),
+        json.dumps({"tag": tag, "token": token}, indent=2).encode("utf-8"),
+        b'{"tags": [[[["' + tag.encode() + b'"]]]]}',
+        b'["\\", "\"[", {"a": [1e400, -0, null, true]}]',
+        b"[" * 40,
+    ]
+
+
 HARNESS_CHECK_SEED = b"deliberate finding"
 
 
@@ -159,5 +173,6 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "tus_headers": tus_header_values,
     "multipart": multipart_bodies,
     "openpgp_packets": openpgp_messages,
+    "json_body": json_bodies,
     "harness_check": lambda: [HARNESS_CHECK_SEED],
 }

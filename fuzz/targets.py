@@ -39,7 +39,8 @@ from relay.crypto.errors import AgeError, ArmorError, HeaderError, PayloadError
 from relay.crypto.identities import X25519Identity
 from relay.crypto.openpgp_packets import read_session_key_recipient
 from relay.errors import ContainerError
-from relay.server import submit, uploads
+from relay.server import source_replies, submit, uploads
+from relay.server.json_body import MAX_JSON_DEPTH, JSONBodyError, nesting_depth, parse_json_body
 from relay.server.problems import SourceProblem
 from relay.server.upload_check import ExpectedRecipients, UploadRejected, check_sealed_upload
 
@@ -257,6 +258,34 @@ def openpgp_packets(data: bytes) -> None:
     assert len(recipient.key_id) == 16 and recipient.key_id != "0" * 16
 
 
+_RING_SLOTS = 4
+
+
+def json_body(data: bytes) -> None:
+    """Every JSON body an anonymous client sends (the source's reply API): the bounded
+    parser, then the index, fetch and delete shape checks, on the same value.
+
+    JSONBodyError only; what the parser accepts is nested at most MAX_JSON_DEPTH
+    levels, and a shape the checks accept has exactly the fields they name.
+    """
+    try:
+        value = parse_json_body(data)
+    except JSONBodyError:
+        return
+    assert nesting_depth(data.decode("utf-8")) <= MAX_JSON_DEPTH, "accepted a deep body"
+    if not isinstance(value, dict):
+        return
+    tags = source_replies.index_tags(value, _RING_SLOTS)
+    if tags is not None:
+        assert len(tags) == _RING_SLOTS and list(value) == ["tags"], value
+    tag = source_replies.fetch_tag(value)
+    if tag is not None:
+        assert value == {"tag": tag}, value
+    tag_and_token = source_replies.delete_tag_and_token(value)
+    if tag_and_token is not None:
+        assert value == {"tag": tag_and_token[0], "token": tag_and_token[1].hex()}, value
+
+
 def harness_check(data: bytes) -> None:
     """Not a parser: fails on its seed, so a test can see that findings are reported."""
     if data.startswith(HARNESS_CHECK_SEED):
@@ -279,6 +308,7 @@ TARGETS: dict[str, Target] = {
         _target("tus_headers", tus_headers, "none (returns None)"),
         _target("multipart", multipart, "SourceProblem; submit._MALFORMED_BODY_ERRORS"),
         _target("openpgp_packets", openpgp_packets, "HeaderError"),
+        _target("json_body", json_body, "JSONBodyError"),
         _target("harness_check", harness_check, "nothing: its seed is a finding"),
     )
 }

@@ -9,8 +9,16 @@
 A reviewer who holds an OpenPGP key (often on a smartcard) has, instead of
 ``age_recipient``, ``openpgp_fingerprint = "<40 hex digits>"``, and their
 ASCII-armored public key beside it in ``keys/<FINGERPRINT>.asc``. Each such
-key is checked with gpg (relay.crypto.openpgp_keys): secret, revoked, expired,
+key is checked with gpg (relay.crypto.openpgp_keys): secret, revoked,
 without an encryption subkey or of a weak algorithm, it is refused by name.
+
+An expired key is no reason to stop the tip line: its reviewer stays (their
+API key still works) but is left out of what tips are sealed to
+(:meth:`Keyring.usable_at`, checked against the clock at every tip, so a key
+that expires while the relay runs drops out at that moment). Only when no
+reviewer is left to seal to does the relay refuse to start, or to seal. The
+server logs a warning from ``EXPIRY_WARNING_DAYS`` before a key expires
+(relay.server.app, at start, at reload and daily).
 
 Beside them, ``keys/conversation-salt`` is the relay's public conversation
 salt (see relay.conversation_salt); it is not a reviewer.
@@ -31,6 +39,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +67,9 @@ OPENPGP_PREFIX = "openpgp:"
 MAX_FILE_BYTES = 64 * 1024
 MAX_FILES = 1000
 _FIELDS = frozenset({"name", "age_recipient", "openpgp_fingerprint", "api_key"})
+EXPIRY_WARNING_DAYS = 14
+"""The operator is warned this many days before a reviewer's OpenPGP key expires."""
+_DAY_SECONDS = 86400
 
 # (what it looks like, pattern), searched case-insensitively in every file's bytes.
 _PRIVATE_MATERIAL: tuple[tuple[str, re.Pattern[bytes]], ...] = tuple(
@@ -95,6 +107,16 @@ class Reviewer:
     def __post_init__(self) -> None:
         if (self.age_recipient is None) == (self.openpgp_key is None):
             raise ValueError("a reviewer has exactly one of an age recipient and an OpenPGP key")
+
+    @property
+    def expires(self) -> int | None:
+        """When this reviewer's key can no longer be encrypted to (None: never; an
+        age recipient never expires)."""
+        return None if self.openpgp_key is None else self.openpgp_key.expires
+
+    def can_encrypt_at(self, now: float) -> bool:
+        """Whether tips may be sealed to this reviewer at ``now``."""
+        return self.expires is None or self.expires > now
 
     @property
     def recipient(self) -> str:
@@ -144,12 +166,56 @@ class Keyring:
             "openpgp_keys": {key.fingerprint: key.armored for key in self.openpgp_keys},
         }
 
+    def usable_at(self, now: float) -> Keyring | None:
+        """The reviewers tips can be sealed to at ``now`` (those whose OpenPGP key has
+        not expired), or None when there is none: the server's sealing, the
+        browser's recipients and the upload check all use this one set."""
+        usable = tuple(r for r in self.reviewers if r.can_encrypt_at(now))
+        if len(usable) == len(self.reviewers):
+            return self
+        return Keyring(reviewers=usable) if usable else None
+
+    def expiry_notices(self, now: float) -> list[ExpiryNotice]:
+        """The reviewers whose key expires within EXPIRY_WARNING_DAYS, or has expired."""
+        notices = []
+        for reviewer in self.reviewers:
+            expires = reviewer.expires
+            if expires is not None and expires - now < EXPIRY_WARNING_DAYS * _DAY_SECONDS:
+                assert reviewer.openpgp_key is not None
+                notices.append(ExpiryNotice(reviewer.name, reviewer.openpgp_key.fingerprint,
+                                            expires, now))
+        return notices
+
     def reviewer_for_api_key_id(self, key_id: str) -> Reviewer | None:
         """The reviewer named ``key_id`` if they have an API key; otherwise None."""
         for reviewer in self.reviewers:
             if reviewer.name == key_id and reviewer.api_key is not None:
                 return reviewer
         return None
+
+
+@dataclass(frozen=True)
+class ExpiryNotice:
+    """A reviewer's OpenPGP key that expires soon, or has expired, seen at ``now``."""
+
+    reviewer: str
+    fingerprint: str
+    expires: int
+    now: float
+
+    @property
+    def expired(self) -> bool:
+        return self.expires <= self.now
+
+    @property
+    def days_left(self) -> int:
+        """Whole days left before it expires (0 on its last day; 0 once expired)."""
+        return max(0, int((self.expires - self.now) // _DAY_SECONDS))
+
+    @property
+    def day(self) -> str:
+        """The UTC day it expires, or expired, on."""
+        return time.strftime("%Y-%m-%d", time.gmtime(self.expires))
 
 
 def _refuse_private_material(path: Path, content: bytes) -> None:
@@ -312,8 +378,10 @@ def _refuse_shared_keys(reviewers: list[tuple[Path, Reviewer]]) -> None:
 def _load_openpgp_key(path: Path, content: bytes, scratch: Path | None) -> OpenPGPPublicKey:
     # What the relay publishes is the key re-exported minimal (no third-party
     # signatures, nothing around the armor), however the file was written.
+    # An expired key is loaded (its reviewer keeps their API key), and sealed
+    # to no more: see Keyring.usable_at.
     try:
-        key = minimal_public_key(content, str(path), scratch=scratch)
+        key = minimal_public_key(content, str(path), scratch=scratch, expired_ok=True)
     except OpenPGPKeyError as exc:
         raise KeyringError(str(exc)) from None
     except GpgError as exc:
@@ -372,7 +440,20 @@ def load_keyring(keys_dir: Path, *, scratch: Path | None = None) -> Keyring:
             f"No reviewer in {keys_dir}: add one with `tiprelay reviewer add`. "
             "Without a reviewer nobody could read the submissions."
         )
-    return Keyring(reviewers=tuple(sorted(reviewers, key=lambda r: r.name)))
+    keyring = Keyring(reviewers=tuple(sorted(reviewers, key=lambda r: r.name)))
+    if keyring.usable_at(time.time()) is None:
+        expired = [
+            f"{keys_dir / (r.openpgp_key.fingerprint + OPENPGP_KEY_SUFFIX)}: OpenPGP key "
+            f"{r.openpgp_key.fingerprint} of reviewer {r.name} has expired."
+            for r in keyring.reviewers
+            if r.openpgp_key is not None
+        ]
+        raise KeyringError(
+            " ".join(expired) + " No reviewer is left to encrypt tips to. A reviewer can "
+            "extend their key (gpg --quick-set-expire FINGERPRINT 1y, and the same with "
+            "'*' for its subkeys), export it again and replace the .asc file."
+        )
+    return keyring
 
 
 def write_reviewer_file(
@@ -500,8 +581,11 @@ class KeyringHolder:
         if self._gpg_folder is None:
             raise KeyringError("OpenPGP reviewers need a folder for the relay's gpg home.")
         home = self._gpg_folder / f"home-{secrets.token_hex(4)}"
+        # Expired keys stay out of gpg's home as they stay out of the sealing set.
+        now = time.time()
+        keys = [k for k in keyring.openpgp_keys if k.expires is None or k.expires > now]
         try:
-            return keyring, PublicKeyring(home, keyring.openpgp_keys)
+            return keyring, PublicKeyring(home, keys)
         except GpgError as exc:
             shutil.rmtree(home, ignore_errors=True)
             raise KeyringError(f"The relay's gpg home could not be made: {exc}") from None
@@ -515,10 +599,24 @@ class KeyringHolder:
         """The keyring in force."""
         return self._current
 
+    def usable(self) -> Keyring | None:
+        """The reviewers tips are sealed to now (Keyring.usable_at), or None."""
+        return self._current.usable_at(time.time())
+
+    def recipients_document(self) -> dict[str, object]:
+        """What browsers encrypt to now: the usable reviewers' document (an empty
+        recipient list when there is none, which no browser can seal to)."""
+        usable = self.usable()
+        if usable is not None:
+            return usable.recipients_document()
+        return {"recipients": [], "fingerprint": None, "openpgp_keys": {}}
+
     def sealing_recipients(self) -> list[Recipient]:
-        """What a submission sealed on the server is encrypted to: every reviewer."""
+        """What a submission sealed on the server is encrypted to: every reviewer whose
+        key works now ([] when there is none)."""
         recipients: list[Recipient] = []
-        for reviewer in self._current.reviewers:
+        usable = self.usable()
+        for reviewer in usable.reviewers if usable is not None else ():
             if reviewer.openpgp_key is not None:
                 assert self._public_keyring is not None  # made with the keyring
                 recipients.append(OpenPGPRecipient(reviewer.openpgp_key, self._public_keyring))

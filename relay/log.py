@@ -129,6 +129,9 @@ _FIELD_SANITIZERS: dict[str, _Sanitizer] = {
     "submission_id": _matching(_HEX_ID),
     "upload_id": _matching(_HEX_ID),
     "reviewer": _matching(r"[a-z0-9_-]{1,64}"),
+    # A reviewer's OpenPGP key (public, and published on the form's page).
+    "fingerprint": _matching(r"[0-9A-F]{40}"),
+    "days_left": _int_between(0, 10_000),
     # Codes chosen in our code (never free text): why a request was refused, ...
     "reason": _matching(r"[a-z][a-z0-9_]{0,39}"),
     "sealed_by": lambda v: v if v in ("server", "browser") else None,

@@ -33,6 +33,7 @@ RUNS = {
     "tus_headers": 50_000,
     "multipart": 2_500,
     "openpgp_packets": 20_000,
+    "json_body": 20_000,
 }
 
 

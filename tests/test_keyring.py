@@ -15,12 +15,15 @@ import pytest
 from relay.crypto import bech32
 from relay.crypto.identities import X25519Identity
 from relay.crypto.identity_file import protect_identity_file
+from relay.crypto.openpgp_keys import OpenPGPPublicKey
 from relay.crypto.recipients import X25519Recipient
 from relay.crypto.signing import SigningKey
 from relay.errors import KeyringError
 from relay.keyring import (
     MAX_FILE_BYTES,
+    Keyring,
     KeyringHolder,
+    Reviewer,
     load_keyring,
     write_reviewer_file,
 )
@@ -362,3 +365,44 @@ def test_the_repository_keys_readme_passes_the_checks(keys: Path):
     readme = Path(__file__).resolve().parent.parent / "keys" / "README.md"
     shutil.copy(readme, keys / "README.md")
     assert [r.name for r in load_keyring(keys).reviewers] == ["alice"]
+
+
+
+DAY = 86400
+NOW = 1_800_000_000.0
+
+
+def _openpgp_reviewer(name: str, digit: str, expires: float | None) -> Reviewer:
+    key = OpenPGPPublicKey(
+        fingerprint=digit * 40, encryption_key_ids=frozenset({digit * 16}), user_ids=(name,),
+        expires=None if expires is None else int(expires), armored="",
+    )
+    return Reviewer(name=name, age_recipient=None, api_key=None, openpgp_key=key)
+
+
+def test_expired_openpgp_keys_leave_the_sealing_set_and_keys_expiring_within_14_days_are_named():
+    age = Reviewer(name="ada", age_recipient=X25519Identity.generate().recipient, api_key=None)
+    reviewers = (
+        age,
+        _openpgp_reviewer("bob", "B", NOW - 1),  # expired a second ago
+        _openpgp_reviewer("cyd", "C", NOW),  # expires this instant: no longer usable
+        _openpgp_reviewer("dan", "D", NOW + 13 * DAY + 5),
+        _openpgp_reviewer("eve", "E", NOW + 14 * DAY),  # 14 days away: not yet
+        _openpgp_reviewer("fay", "F", None),
+    )
+    keyring = Keyring(reviewers=reviewers)
+    usable = keyring.usable_at(NOW)
+    assert usable is not None
+    assert [r.name for r in usable.reviewers] == ["ada", "dan", "eve", "fay"]
+    assert usable.recipients == [str(age.age_recipient), "openpgp:" + "D" * 40,
+                                 "openpgp:" + "E" * 40, "openpgp:" + "F" * 40]
+    notices = {n.reviewer: n for n in keyring.expiry_notices(NOW)}
+    assert set(notices) == {"bob", "cyd", "dan"}
+    assert notices["bob"].expired and notices["cyd"].expired and not notices["dan"].expired
+    assert (notices["dan"].days_left, notices["dan"].fingerprint) == (13, "D" * 40)
+    assert notices["bob"].day == "2027-01-15"
+    assert keyring.usable_at(NOW - 10) is not None
+    assert len(keyring.usable_at(NOW - 10).reviewers) == 6  # type: ignore[union-attr]
+    only_expired = Keyring(reviewers=reviewers[1:3])
+    assert only_expired.usable_at(NOW) is None
+    assert only_expired.usable_at(NOW - 2) is not None

@@ -276,7 +276,7 @@ def refused_keys() -> Iterator[dict[str, RefusedKey]]:
 
 @pytest.mark.parametrize(
     "kind",
-    ["expired", "revoked", "sign-only", "rsa2048", "dsa", "secp256k1", "secret", "photo"],
+    ["revoked", "sign-only", "rsa2048", "dsa", "secp256k1", "secret", "photo"],
 )
 def test_each_refused_kind_of_key_stops_the_relay_and_reviewer_add_with_its_own_message(
     kind: str, refused_keys: dict[str, RefusedKey], tmp_path: Path
@@ -407,33 +407,169 @@ def test_reviewer_add_strips_who_vouched_for_the_key_and_shows_what_stays_public
     assert inspect_public_key(stored, "stored").fingerprint == gpg_reviewer.fingerprint
 
 
-def test_a_key_that_expires_while_the_relay_runs_refuses_tips_clearly_and_stores_nothing(
+def log_lines(relay: RelayServer) -> list[dict[str, object]]:
+    return [json.loads(line) for line in relay.log_text().splitlines()]
+
+
+def events(relay: RelayServer, event: str) -> list[dict[str, object]]:
+    return [line for line in log_lines(relay) if line.get("event") == event]
+
+
+def daily_total(relay: RelayServer, reason: str) -> int:
+    return sum(int(str(line["count"])) for line in events(relay, "activity.daily")
+               if line.get("reason") == reason)
+
+
+def stanza_types(blob: Path) -> list[str]:
+    with blob.open("rb") as file:
+        return [stanza.type for stanza in read_header(file).stanzas]
+
+
+def page_recipients(relay: RelayServer) -> list[str] | None:
+    """The #recipients block of the form's page (None: no browser sealing offered)."""
+    page = send(relay.url, "GET", "/?lang=en").body.decode()
+    found = re.search(r'<script type="application/json" id="recipients">(.*?)</script>', page)
+    return None if found is None else list(json.loads(found.group(1))["recipients"])
+
+
+def api_recipients(relay: RelayServer) -> list[str]:
+    return list(send(relay.url, "GET", "/api/v1/recipients").json()["recipients"])  # type: ignore[index]
+
+
+def add_key_file(relay: RelayServer, name: str, fingerprint: str, armored: bytes) -> Path:
+    key_file = relay.keys_dir / f"{fingerprint}.asc"
+    key_file.write_bytes(armored)
+    (relay.keys_dir / f"{name}.toml").write_text(
+        f'name = "{name}"\nopenpgp_fingerprint = "{fingerprint}"\n'
+    )
+    return key_file
+
+
+def test_an_expired_key_leaves_its_reviewer_out_of_the_tips_loudly_and_alone_stops_the_relay(
+    refused_keys: dict[str, RefusedKey], tmp_path: Path
+) -> None:
+    key = refused_keys["expired"]
+    relay = new_relay(tmp_path / "relay")
+    key_file = add_key_file(relay, "olga", key.fingerprint, key.armored)
+    relay.start()
+    try:
+        [expired] = events(relay, "keyring.reviewer_key_expired")
+        assert expired == {"event": "keyring.reviewer_key_expired", "level": "error",
+                           "logger": "relay.server.app", "reviewer": "olga",
+                           "fingerprint": key.fingerprint, "day": "2020-01-02"}
+        submit_form(relay.url, MESSAGE)
+        [blob] = relay.blob_paths()
+        assert stanza_types(blob) == ["X25519"]
+        assert MESSAGE.encode() in relay.decrypt_with_stock_age(blob)
+        assert api_recipients(relay) == page_recipients(relay) == [relay.recipient]
+    finally:
+        relay.stop()
+
+    # Alone, it leaves nobody to seal to: the relay does not start, and says why.
+    (relay.keys_dir / "reviewer.toml").unlink()
+    with pytest.raises(RuntimeError) as refused:
+        relay.start()
+    assert "has expired" in str(refused.value) and str(key_file) in str(refused.value)
+    # And reviewer add refuses it.
+    given = tmp_path / "given.asc"
+    given.write_bytes(key.armored)
+    added = tiprelay("reviewer", "add", "olga", "--openpgp-key", given, "--keys-dir",
+                     tmp_path / "fresh-keys", check=False)
+    assert added.returncode != 0 and "has expired" in added.stderr, added.stderr
+
+
+def test_the_operator_is_warned_from_14_days_before_a_key_expires_at_start_and_reload(
     tmp_path: Path,
 ) -> None:
     home = new_gpg_home()
     try:
-        fingerprint = make_key(home, "brief", expire="seconds=30")
-        armored = run_gpg(home, "--export", "--armor", fingerprint)
+        soon = make_key(home, "soon", expire="10d")
+        later = make_key(home, "later", expire="20d")
         relay = new_relay(tmp_path / "relay")
-        (relay.keys_dir / f"{fingerprint}.asc").write_bytes(armored)
-        (relay.keys_dir / "brief.toml").write_text(
-            f'name = "brief"\nopenpgp_fingerprint = "{fingerprint}"\n'
-        )
+        armored = {f: run_gpg(home, "--export", "--armor", f) for f in (soon, later)}
+        for name, fingerprint in (("soon", soon), ("later", later)):
+            add_key_file(relay, name, fingerprint, armored[fingerprint])
+        expires = inspect_public_key(armored[soon], "soon").expires
+        assert expires is not None
         relay.start()
         try:
-            submit_form(relay.url, "before the key expires")
-            assert len(relay.blob_paths()) == 1
-            expires = inspect_public_key(armored, "brief").expires
-            assert expires is not None
-            time.sleep(max(0.0, expires - time.time()) + 1.5)
-            answer = post_form(relay.url, "after the key expired", path="/submit?lang=en")
-            assert answer.status == 503
-            assert b"cannot encrypt messages for our team" in answer.body
-            assert len(relay.blob_paths()) == 1
-            assert "submission.openpgp_wrap_failed" in relay.log_text()
-            assert "after the key" not in relay.log_text()
+            [warning] = events(relay, "keyring.reviewer_key_expires_soon")
+            assert warning["level"] == "warning"
+            assert (warning["reviewer"], warning["fingerprint"], warning["days_left"]) == (
+                "soon", soon, 9)
+            assert warning["day"] == time.strftime("%Y-%m-%d", time.gmtime(expires))
+            relay.reload_keys()
+            deadline = time.monotonic() + 30
+            while len(events(relay, "keyring.reviewer_key_expires_soon")) < 2:
+                assert time.monotonic() < deadline, relay.log_text()
+                time.sleep(0.1)
+            assert events(relay, "keyring.reviewer_key_expired") == []
+            assert not [r for r in events(relay, "keyring.reviewer_key_expires_soon")
+                        if r["reviewer"] != "soon"]
         finally:
             relay.stop()
+    finally:
+        remove_gpg_home(home)
+
+
+def test_a_key_that_expires_while_the_relay_runs_drops_out_of_the_tips_at_that_moment(
+    tmp_path: Path,
+) -> None:
+    """Two relays share one key that lives 30 s: one also has an age reviewer, and
+    keeps taking tips; for the other it is the only key, and its tip line goes dark.
+    Neither writes a line per tip: daily totals only."""
+    home = new_gpg_home()
+    try:
+        fingerprint = make_key(home, "brief", expire="seconds=30")
+        armored = run_gpg(home, "--export", "--armor", fingerprint)
+        expires = inspect_public_key(armored, "brief").expires
+        assert expires is not None
+        both, alone = new_relay(tmp_path / "both"), new_relay(tmp_path / "alone")
+        for relay in (both, alone):
+            add_key_file(relay, "brief", fingerprint, armored)
+        (alone.keys_dir / "reviewer.toml").unlink()
+        both.start()
+        alone.start()
+        try:
+            for relay in (both, alone):
+                [soon] = events(relay, "keyring.reviewer_key_expires_soon")
+                assert (soon["reviewer"], soon["fingerprint"], soon["days_left"]) == (
+                    "brief", fingerprint, 0)
+            submit_form(both.url, "before the key expires")
+            [before] = both.blob_paths()
+            assert sorted(stanza_types(before)) == sorted(["X25519", STANZA_TYPE])
+            assert set(api_recipients(both)) == {both.recipient, f"openpgp:{fingerprint}"}
+
+            time.sleep(max(0.0, expires - time.time()) + 0.5)
+            submit_form(both.url, "after the key expired")
+            [after] = [blob for blob in both.blob_paths() if blob != before]
+            assert stanza_types(after) == ["X25519"]
+            assert b"after the key expired" in both.decrypt_with_stock_age(after)
+            assert api_recipients(both) == page_recipients(both) == [both.recipient]
+
+            dark = post_form(alone.url, "nobody can read this", path="/submit?lang=en")
+            assert dark.status == 503
+            assert b"cannot encrypt messages for our team" in dark.body
+            assert alone.blob_paths() == [] and page_recipients(alone) is None
+            assert api_recipients(alone) == []
+            # The key watch wakes when the key expires, whatever the sources do.
+            deadline = time.monotonic() + 30
+            while not (events(alone, "keyring.no_usable_reviewer_key")
+                       and events(both, "keyring.reviewer_key_expired")):
+                assert time.monotonic() < deadline, both.log_text() + alone.log_text()
+                time.sleep(0.2)
+            assert events(both, "keyring.no_usable_reviewer_key") == []
+            [expired] = events(both, "keyring.reviewer_key_expired")
+            assert (expired["reviewer"], expired["fingerprint"]) == ("brief", fingerprint)
+        finally:
+            both.stop()
+            alone.stop()
+        assert daily_total(both, "submission_stored_server_sealed") == 2
+        assert daily_total(alone, "submission_refused_no_usable_key") == 1
+        for relay in (both, alone):
+            text = relay.log_text()
+            assert "openpgp_wrap_failed" not in text and "after the key" not in text
+            assert not [line for line in log_lines(relay) if "submission" in str(line["event"])]
     finally:
         remove_gpg_home(home)
 

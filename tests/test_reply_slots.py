@@ -311,3 +311,32 @@ def test_a_reply_that_would_eat_into_the_disk_reserve_is_refused(
         assert list((server.data_dir / "replies").iterdir()) == []
     finally:
         server.stop()
+
+
+def test_deeply_nested_json_bodies_get_a_400_and_no_error_line(relay: RelayServer) -> None:
+    ring = [new_tag() for _ in range(RING_SLOTS)]
+    hostile = [
+        b"[" * 1000,
+        b"{" * 1000,
+        b'{"tag":' * 140,
+        b'{"tags": ' + b"[" * 300 + b"]" * 300 + b"}",
+        # Brackets hidden in a string must not hide the real ones after it.
+        b'{"tag": "[[[\\"]]]", "x": ' + b"[" * 900,
+        # UTF-16: json.loads reads it; U+2200's bytes hold a quote byte.
+        ('["\u2200", ' + "[" * 400).encode("utf-16-le"),
+        b"\xff" * 50,
+    ]
+    before = relay.log_text()
+    # Each cut to its route's body limit (a ring of 4 takes 384 bytes, fetch 1 KiB).
+    for path, limit in ((INDEX, RING_SLOTS * 80 + 64), (FETCH, 1024), (DELETE, 1024)):
+        for body in (whole[:limit] for whole in hostile):
+            answer = send(relay.url, "POST", path, {"Content-Type": "application/json"}, body)
+            assert answer.status == 400, (path, body[:40], answer.status)
+            assert b"must be JSON" in answer.body
+    # Legal bodies just under the bound are parsed, then refused for their shape.
+    for legal in ({"tags": [[[tag]] for tag in ring]}, {"tag": [[["x"]]]}):
+        answer = source_post(relay, INDEX if "tags" in legal else FETCH, legal)
+        assert answer.status == 400 and b"Send {" in answer.body
+    assert source_post(relay, INDEX, {"tags": ring}).status == 200
+    new_lines = [json.loads(line) for line in relay.log_text()[len(before) :].splitlines()]
+    assert not [line for line in new_lines if line.get("level") in ("error", "critical")]

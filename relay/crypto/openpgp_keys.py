@@ -43,6 +43,10 @@ class OpenPGPKeyError(KeyFormatError):
     """This OpenPGP key cannot be a reviewer's key."""
 
 
+class OpenPGPKeyExpired(OpenPGPKeyError):
+    """This OpenPGP key can no longer encrypt: it, or every encryption subkey, has expired."""
+
+
 @dataclass(frozen=True)
 class OpenPGPPublicKey:
     """A checked OpenPGP public key: what the relay wraps file keys to."""
@@ -101,7 +105,9 @@ def _expiry(record: dict[str, Any]) -> int | None:
     return int(value) if value.isascii() and value.isdigit() else None
 
 
-def _check_record(record: dict[str, Any], source: str, now: float) -> None:
+def _check_record(
+    record: dict[str, Any], source: str, now: float, *, expired_ok: bool = False
+) -> None:
     fingerprint = record.get("fingerprint", "?")
     if record.get("type") in ("sec", "ssb"):
         raise OpenPGPKeyError(
@@ -112,8 +118,8 @@ def _check_record(record: dict[str, Any], source: str, now: float) -> None:
     expires = _expiry(record)
     if validity == _REVOKED:
         raise OpenPGPKeyError(f"{source}: OpenPGP key {fingerprint} is revoked.")
-    if validity == _EXPIRED or (expires is not None and expires <= now):
-        raise OpenPGPKeyError(
+    if not expired_ok and (validity == _EXPIRED or (expires is not None and expires <= now)):
+        raise OpenPGPKeyExpired(
             f"{source}: OpenPGP key {fingerprint} has expired. The reviewer can extend it "
             "(gpg --quick-set-expire) and export it again."
         )
@@ -126,17 +132,24 @@ def _check_record(record: dict[str, Any], source: str, now: float) -> None:
 
 
 def _encryption_keys(
-    record: dict[str, Any], source: str, now: float
+    record: dict[str, Any], source: str, now: float, *, expired_ok: bool = False
 ) -> dict[str, int | None]:
-    """Key ids gpg could encrypt to, checking each such subkey, with their expiry."""
+    """Key ids gpg could encrypt to, checking each such subkey, with their expiry.
+
+    When none is left but some have expired: OpenPGPKeyExpired, or with
+    ``expired_ok`` those expired ones (what the key encrypted to until then).
+    """
     keys: dict[str, int | None] = {}
+    lapsed: dict[str, int | None] = {}
     if "e" in record.get("cap", ""):
         keys[record["keyid"]] = None  # the primary's own expiry applies anyway
     for key_id, sub in (record.get("subkey_info") or {}).items():
         expires = _expiry(sub)
-        if "e" not in sub.get("cap", "") or sub.get("trust", "") in _UNUSABLE_VALIDITY:
+        validity = sub.get("trust", "")
+        if "e" not in sub.get("cap", "") or validity in _UNUSABLE_VALIDITY - {_EXPIRED}:
             continue
-        if expires is not None and expires <= now:
+        if validity == _EXPIRED or (expires is not None and expires <= now):
+            lapsed[key_id] = expires if expires is not None else int(now)
             continue
         refusal = _refusal(sub)
         if refusal:
@@ -146,7 +159,15 @@ def _encryption_keys(
                 "Use Curve25519 (cv25519) or RSA of at least 3072 bits."
             )
         keys[key_id] = expires
-    return keys
+    if keys or not lapsed:
+        return keys
+    if not expired_ok:
+        raise OpenPGPKeyExpired(
+            f"{source}: the encryption subkeys of OpenPGP key {record.get('fingerprint', '?')} "
+            "have expired. The reviewer can extend them (gpg --quick-set-expire "
+            "FINGERPRINT 1y '*') and export the key again."
+        )
+    return lapsed
 
 
 def _usable_until(primary_expires: int | None, subkeys: dict[str, int | None]) -> int | None:
@@ -159,12 +180,15 @@ def _usable_until(primary_expires: int | None, subkeys: dict[str, int | None]) -
 
 
 def inspect_public_key(
-    data: bytes, source: str, *, scratch: Path | None = None
+    data: bytes, source: str, *, scratch: Path | None = None, expired_ok: bool = False
 ) -> OpenPGPPublicKey:
     """Check one armored OpenPGP public key; OpenPGPKeyError names ``source`` and the fault.
 
     gpg reads the key in a throwaway home created under ``scratch`` (the
-    system's temporary folder if None) and removed before this returns.
+    system's temporary folder if None) and removed before this returns. An
+    expired key raises OpenPGPKeyExpired; with ``expired_ok`` it is returned,
+    its ``expires`` in the past, if nothing else is wrong with it (the relay
+    keeps such a reviewer for the API, and seals to them no more).
     """
     text = _as_armored_text(data, source)
     home = Path(tempfile.mkdtemp(prefix="tiprelay-gpg-", dir=scratch))
@@ -187,24 +211,30 @@ def inspect_public_key(
         )
     [record] = records
     now = time.time()
-    _check_record(record, source, now)
+    _check_record(record, source, now, expired_ok=expired_ok)
     fingerprint = record.get("fingerprint", "")
     if not FINGERPRINT.fullmatch(fingerprint):
         raise OpenPGPKeyError(
             f"{source}: only version 4 OpenPGP keys (40-digit fingerprints) are supported."
         )
-    subkeys = _encryption_keys(record, source, now)
+    subkeys = _encryption_keys(record, source, now, expired_ok=expired_ok)
     if not subkeys:
         raise OpenPGPKeyError(
             f"{source}: OpenPGP key {fingerprint} has no usable encryption subkey (it can "
             "only sign, or its encryption subkeys are expired or revoked). Add one with "
             "`gpg --quick-add-key FINGERPRINT cv25519 encr`."
         )
+    expires = _usable_until(_expiry(record), subkeys)
+    if record.get("trust", "") == _EXPIRED or all(
+        e is not None and e <= now for e in subkeys.values()
+    ):
+        # Expired (only with expired_ok): say so even if gpg gave no date.
+        expires = min(expires if expires is not None else int(now), int(now))
     return OpenPGPPublicKey(
         fingerprint=fingerprint,
         encryption_key_ids=frozenset(subkeys),
         user_ids=tuple(record.get("uids") or ()),
-        expires=_usable_until(_expiry(record), subkeys),
+        expires=expires,
         armored=text,
     )
 
@@ -225,7 +255,7 @@ def _refuse_photo_ids(binary: bytes, key: OpenPGPPublicKey, source: str) -> None
 
 
 def minimal_public_key(
-    data: bytes, source: str, *, scratch: Path | None = None
+    data: bytes, source: str, *, scratch: Path | None = None, expired_ok: bool = False
 ) -> OpenPGPPublicKey:
     """The key as the relay publishes it, checked: its ``armored`` is gpg's minimal
     export, without third-party signatures.
@@ -234,9 +264,15 @@ def minimal_public_key(
     which the relay's page and a seized server must not show. gpg's
     ``export-minimal`` keeps only the self-signatures that make the key usable.
     The user IDs stay (gpg and OpenPGP.js need one): the reviewer is told. A
-    photo ID is refused.
+    photo ID is refused. ``expired_ok`` as for inspect_public_key.
     """
-    key = inspect_public_key(data, source, scratch=scratch)
+    key = inspect_public_key(data, source, scratch=scratch, expired_ok=expired_ok)
+    if key.expires is not None and key.expires <= time.time():
+        # Expired (only with expired_ok): gpg's minimal export would drop its
+        # expired subkeys. Such a key is never published nor encrypted to (the
+        # relay leaves its reviewer out of the sealing set), so it is kept as
+        # given until the reviewer replaces it with the renewed key.
+        return key
     home = Path(tempfile.mkdtemp(prefix="tiprelay-gpg-", dir=scratch))
     try:
         gpg = open_gpg(home, env=quiet_environment(home), options=NO_DAEMON_OPTIONS)
@@ -250,7 +286,7 @@ def minimal_public_key(
     raw = binary if isinstance(binary, bytes) else binary.encode("latin-1")
     _refuse_photo_ids(raw, key, source)
     minimal = (exported if isinstance(exported, str) else exported.decode("ascii")).encode("ascii")
-    published = inspect_public_key(minimal, source, scratch=scratch)
+    published = inspect_public_key(minimal, source, scratch=scratch, expired_ok=expired_ok)
     if published.fingerprint != key.fingerprint:
         raise OpenPGPKeyError(f"{source}: the minimized key is not the same key.")
     return published
@@ -269,6 +305,7 @@ def inspect_public_key_file(path: Path, *, scratch: Path | None = None) -> OpenP
 __all__ = [
     "GpgError",
     "OpenPGPKeyError",
+    "OpenPGPKeyExpired",
     "OpenPGPPublicKey",
     "inspect_public_key",
     "inspect_public_key_file",

@@ -1,10 +1,10 @@
 """The application factory: ``create_app(config)`` builds the whole relay.
 
 Resources live in ``cleanup_ctx`` generators (set up, ``yield``, tear down):
-the store, the retention task, the file-times blur, the team's digest (when
-channels are configured) and, when serving for real, the SIGHUP handler
-that reloads ``keys/``. The reviewer API and the tus uploads are added by
-their own modules when they are present.
+the store, the retention task, the file-times blur, the reviewer-key watch, the
+team's digest (when channels are configured) and, when serving for real, the
+SIGHUP handler that reloads ``keys/``. The reviewer API and the tus uploads are
+added by their own modules when they are present.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from relay.activity import activity
 from relay.config import Config
 from relay.conversation_salt import load_conversation_salt
 from relay.errors import KeyringError
-from relay.keyring import KeyringHolder
+from relay.keyring import Keyring, KeyringHolder
 from relay.log import get_logger
 from relay.server.appkeys import (
     CONFIG,
@@ -96,6 +96,8 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app.cleanup_ctx.append(report_activity_daily)
     if config.notify_channels_file is not None:
         setup_digests(app, config.notify_channels_file)
+    app[_KEYS_RELOADED] = asyncio.Event()
+    app.cleanup_ctx.append(watch_reviewer_keys)
     if reload_keys_on_sighup:
         app.cleanup_ctx.append(reload_keyring_on_sighup)
     setup_source_routes(app)
@@ -273,6 +275,51 @@ async def send_digests(app: web.Application) -> AsyncIterator[None]:
             yield
     finally:
         sender.close()
+KEY_CHECK_INTERVAL_SECONDS = 86400
+"""The reviewer keys' expiry is checked at start, at every reload, at the moment a
+key expires, and at every UTC midnight."""
+_KEYS_RELOADED: web.AppKey[asyncio.Event] = web.AppKey("keys_reloaded", asyncio.Event)
+
+
+async def watch_reviewer_keys(app: web.Application) -> AsyncIterator[None]:
+    """A timer: the operator's warnings about reviewer keys that expire (see
+    report_reviewer_keys). Driven by the clock and by reloads, never by a tip."""
+    async with _in_background(_key_watch_loop(app), "reviewer-key-watch"):
+        yield
+
+
+async def _key_watch_loop(app: web.Application) -> None:
+    holder, reloaded = app[KEYRING], app[_KEYS_RELOADED]
+    while True:
+        now = time.time()
+        keyring = holder.current
+        report_reviewer_keys(keyring, now)
+        wait = seconds_until_next_multiple(KEY_CHECK_INTERVAL_SECONDS, now)
+        upcoming = [r.expires - now for r in keyring.reviewers
+                    if r.expires is not None and r.expires > now]
+        if upcoming:
+            # Tell the operator when it happens (just after: timers may fire early).
+            wait = min(wait, min(upcoming) + 0.05)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reloaded.wait(), wait)
+        reloaded.clear()
+
+
+def report_reviewer_keys(keyring: Keyring, now: float) -> None:
+    """One line per reviewer whose OpenPGP key expires within 14 days (a warning) or
+    has expired (an error: tips are sealed to the others, not to them), and a
+    critical line when no reviewer is left to seal to. Names, fingerprints and
+    days only: nothing about tips."""
+    for notice in keyring.expiry_notices(now):
+        if notice.expired:
+            _log.error("keyring.reviewer_key_expired", reviewer=notice.reviewer,
+                       fingerprint=notice.fingerprint, day=notice.day)
+        else:
+            _log.warning("keyring.reviewer_key_expires_soon", reviewer=notice.reviewer,
+                         fingerprint=notice.fingerprint, day=notice.day,
+                         days_left=notice.days_left)
+    if keyring.usable_at(now) is None:
+        _log.critical("keyring.no_usable_reviewer_key", reviewers=len(keyring.reviewers))
 
 
 async def reload_keyring_on_sighup(app: web.Application) -> AsyncIterator[None]:
@@ -292,6 +339,7 @@ def _reload_keyring(app: web.Application) -> None:
         _log.error("keyring.reload_failed", error_type=type(error).__name__)
         return
     _log.info("keyring.reloaded", count=len(keyring.reviewers))
+    app[_KEYS_RELOADED].set()  # the key watch reports on the new keys
 
 
 def run_relay(app: web.Application, config: Config) -> None:

@@ -104,13 +104,18 @@ MESSAGES: dict[str, str] = {
 }
 
 
-def browser_sealing_context(request: web.Request) -> dict[str, Any]:
+def browser_sealing_context(request: web.Request) -> dict[str, Any] | None:
     """The ``browser_sealing`` value that ``browser_sealing.html`` renders, in the
-    request's language (source_views passes it to index.html)."""
+    request's language (source_views passes it to index.html); None when no
+    reviewer's key works (every OpenPGP key expired): then the form is the no-JS
+    one, whose answer says the team cannot be written to."""
+    usable = request.app[KEYRING].usable()
+    if usable is None:
+        return None
     config = request.app[CONFIG]
     language = request_language(request)
     gettext = i18n.translations(language).gettext
-    recipients = request.app[KEYRING].current.recipients_document()
+    recipients = usable.recipients_document()
     placeholders = {
         "limit": i18n.format_size(config.max_submission_bytes, language),
         "count": str(config.max_attachments),

@@ -178,7 +178,7 @@ async def put_reply(request: web.Request) -> web.StreamResponse:
         if refusal is not None:
             return refusal
         path, _size, _sha256 = await asyncio.to_thread(written.finish)
-        recipients = expected_recipients(request.app[KEYRING].current)
+        recipients = expected_recipients(request.app[KEYRING].usable())
         try:
             await asyncio.to_thread(check_reply_file, path, recipients)
         except UploadRejected as rejected:

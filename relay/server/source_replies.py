@@ -27,6 +27,7 @@ from aiohttp import web
 
 from relay.activity import activity
 from relay.server.appkeys import CONFIG, CONVERSATION_SALT, STORE
+from relay.server.json_body import MAX_JSON_DEPTH, JSONBodyError, parse_json_body
 from relay.server.reviewer_replies import stream_reply
 from relay.server.small_body import read_small_body
 from relay.store import DELETE_TOKEN_BYTES, is_valid_tag
@@ -88,9 +89,11 @@ async def _read_json_object(request: web.Request, limit: int) -> dict[str, Any] 
     if body is None:
         return _json(413, {"error": f"The request body is larger than {limit} bytes."})
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _bad_request("The request body must be JSON.")
+        value = parse_json_body(body)
+    except JSONBodyError:
+        return _bad_request(
+            f"The request body must be JSON (UTF-8, nested at most {MAX_JSON_DEPTH} levels)."
+        )
     if not isinstance(value, dict):
         return _bad_request("The request body must be a JSON object.")
     return value
@@ -102,13 +105,8 @@ async def reply_index(request: web.Request) -> web.Response:
     body = await _read_json_object(request, ring_slots * _BYTES_PER_TAG + 64)
     if isinstance(body, web.Response):
         return body
-    tags = body.get("tags")
-    if (
-        set(body) != {"tags"}
-        or not isinstance(tags, list)
-        or len(tags) != ring_slots
-        or not all(is_valid_tag(tag) for tag in tags)
-    ):
+    tags = index_tags(body, ring_slots)
+    if tags is None:
         return _bad_request(
             f'Send {{"tags": [...]}} with exactly {ring_slots} slot tags '
             "(64 lower-case hex digits each)."
@@ -139,10 +137,10 @@ async def fetch_reply(request: web.Request) -> web.StreamResponse:
     body = await _read_json_object(request, MAX_SMALL_BODY_BYTES)
     if isinstance(body, web.Response):
         return body
-    tag = body.get("tag")
-    if set(body) != {"tag"} or not is_valid_tag(tag):
+    tag = fetch_tag(body)
+    if tag is None:
         return _bad_request('Send {"tag": "<64 lower-case hex digits>"}.')
-    return await stream_reply(request, str(tag))
+    return await stream_reply(request, tag)
 
 
 async def delete_reply_after_reading(request: web.Request) -> web.Response:
@@ -150,6 +148,47 @@ async def delete_reply_after_reading(request: web.Request) -> web.Response:
     body = await _read_json_object(request, MAX_SMALL_BODY_BYTES)
     if isinstance(body, web.Response):
         return body
+    tag_and_token = delete_tag_and_token(body)
+    if tag_and_token is None:
+        return _bad_request(
+            'Send {"tag": "<64 hex digits>", "token": "<64 hex digits>"} (lower case).'
+        )
+    deleted = await asyncio.to_thread(
+        request.app[STORE].delete_reply_with_token, *tag_and_token
+    )
+    if not deleted:
+        return _no_such_reply()
+    activity.count("reply_deleted_by_source")  # a daily total, never a line per delete
+    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+
+
+# The shapes of the three bodies, apart from their handlers (the fuzz targets
+# run them on every value parse_json_body accepts): the value, or None.
+
+
+def index_tags(body: dict[str, Any], ring_slots: int) -> list[str] | None:
+    """``{"tags": [...]}`` with exactly ``ring_slots`` valid tags: the tags."""
+    tags = body.get("tags")
+    if (
+        set(body) != {"tags"}
+        or not isinstance(tags, list)
+        or len(tags) != ring_slots
+        or not all(is_valid_tag(tag) for tag in tags)
+    ):
+        return None
+    return [str(tag) for tag in tags]
+
+
+def fetch_tag(body: dict[str, Any]) -> str | None:
+    """``{"tag": <tag>}``: the tag."""
+    tag = body.get("tag")
+    if set(body) != {"tag"} or not is_valid_tag(tag):
+        return None
+    return str(tag)
+
+
+def delete_tag_and_token(body: dict[str, Any]) -> tuple[str, bytes] | None:
+    """``{"tag": <tag>, "token": <64 hex>}``: the tag and the token's bytes."""
     tag, token = body.get("tag"), body.get("token")
     if (
         set(body) != {"tag", "token"}
@@ -158,13 +197,5 @@ async def delete_reply_after_reading(request: web.Request) -> web.Response:
         or len(token) != 2 * DELETE_TOKEN_BYTES
         or not is_valid_tag(token)  # the same shape as a tag: lower-case hex
     ):
-        return _bad_request(
-            'Send {"tag": "<64 hex digits>", "token": "<64 hex digits>"} (lower case).'
-        )
-    deleted = await asyncio.to_thread(
-        request.app[STORE].delete_reply_with_token, str(tag), bytes.fromhex(token)
-    )
-    if not deleted:
-        return _no_such_reply()
-    activity.count("reply_deleted_by_source")  # a daily total, never a line per delete
-    return web.Response(status=204, headers={"Cache-Control": "no-store"})
+        return None
+    return str(tag), bytes.fromhex(token)

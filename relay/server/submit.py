@@ -159,16 +159,22 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
         _check_free_disk(config, needed=sum(a.body.size for a in submission.attachments))
         async with _sealing_slot(request, config):
             recipients = request.app[KEYRING].sealing_recipients()
+            if not recipients:
+                # Every reviewer's key has expired: the operator's log says so
+                # (relay.server.app); a daily total here, never a line per tip.
+                activity.count("submission_refused_no_usable_key")
+                raise SourceProblem(CANNOT_ENCRYPT)
             try:
                 await asyncio.to_thread(
                     seal_submission, request.app[STORE], recipients, submission
                 )
             except StorageFullError:
                 raise SourceProblem(STORAGE_FULL) from None
-            except GpgError as error:
-                # An OpenPGP reviewer's key gpg will not encrypt to (expired since
-                # the start, say): the operator must act; nothing was stored.
-                _log.error("submission.openpgp_wrap_failed", error_type=type(error).__name__)
+            except GpgError:
+                # gpg would not encrypt to a reviewer's key (expired between the
+                # check and the seal, say): nothing was stored. A daily total, as
+                # for every source event: a timestamped line would date the tip.
+                activity.count("submission_refused_openpgp_wrap")
                 raise SourceProblem(CANNOT_ENCRYPT) from None
             except OSError as error:
                 if error.errno == errno.ENOSPC:

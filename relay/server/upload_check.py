@@ -62,8 +62,11 @@ class ExpectedRecipients:
         return ExpectedRecipients(self.x25519_count + 1, self.openpgp)
 
 
-def expected_recipients(keyring: Keyring) -> ExpectedRecipients:
-    """What an upload to the relay with ``keyring`` must be encrypted to."""
+def expected_recipients(keyring: Keyring | None) -> ExpectedRecipients:
+    """What an upload to the relay with ``keyring`` must be encrypted to: the reviewers
+    tips are sealed to now (KeyringHolder.usable), nobody when it is None."""
+    if keyring is None:
+        return ExpectedRecipients(0, {})
     return ExpectedRecipients(len(keyring.age_recipients), keyring.openpgp_encryption_key_ids())
 
 

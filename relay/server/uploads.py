@@ -185,7 +185,7 @@ def _not_found() -> web.Response:
 
 
 def _expected_recipients(request: web.Request) -> ExpectedRecipients:
-    return expected_recipients(request.app[KEYRING].current)
+    return expected_recipients(request.app[KEYRING].usable())
 
 
 # --- handlers -----------------------------------------------------------------
@@ -481,7 +481,7 @@ async def _delete_locked(request: web.Request, upload_id: str) -> web.Response:
 async def get_recipients(request: web.Request) -> web.Response:
     """The recipients a browser encrypts to, and the fingerprint of that set."""
     return web.json_response(
-        request.app[KEYRING].current.recipients_document(),
+        request.app[KEYRING].recipients_document(),
         headers={"Cache-Control": "no-store"},
     )
 
