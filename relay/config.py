@@ -101,6 +101,8 @@ class Config:
     max_reply_bytes: int
     max_reply_entries: int
     max_concurrent_derivations: int
+    max_waiting_derivations: int
+    derivation_wait_ms: int
     log_format: LogFormat
     log_level: str
 
@@ -221,6 +223,8 @@ _PARSERS: dict[str, _Parser] = {
     "max_reply_bytes": lambda v, _: _size(v, 64 * 1024),
     "max_reply_entries": lambda v, _: _integer(v, 1, 10_000),
     "max_concurrent_derivations": lambda v, _: _integer(v, 1, 64),
+    "max_waiting_derivations": lambda v, _: _integer(v, 0, 1024),
+    "derivation_wait_ms": lambda v, _: _integer(v, 50, 60_000),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),
     "log_level": lambda v, _: _choice(v, LOG_LEVELS),
 }

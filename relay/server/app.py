@@ -30,12 +30,13 @@ from relay.log import get_logger
 from relay.server.appkeys import (
     CONFIG,
     CONVERSATION_SALT,
-    DERIVATION_SLOTS,
+    DERIVATION_GATE,
     KEYRING,
     RECEIVE_MEMORY,
     STORE,
     SUBMISSION_SLOTS,
 )
+from relay.server.derivation_gate import REPORT_MINUTES, DerivationGate
 from relay.server.middlewares import add_security_headers, choose_language, error_pages
 from relay.server.receive_memory import ReceiveMemory
 from relay.server.routes import setup_source_routes
@@ -81,7 +82,11 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
         _log.warning("conversations.disabled_no_salt")
     app.on_response_prepare.append(add_security_headers)
     app[SUBMISSION_SLOTS] = asyncio.Semaphore(config.max_concurrent_submissions)
-    app[DERIVATION_SLOTS] = asyncio.Semaphore(config.max_concurrent_derivations)
+    app[DERIVATION_GATE] = DerivationGate(
+        config.max_concurrent_derivations,
+        config.max_waiting_derivations,
+        config.derivation_wait_ms / 1000,
+    )
     app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
     app.on_cleanup.append(_remove_gpg_homes)
     app.cleanup_ctx.append(open_store)
@@ -200,7 +205,8 @@ ACTIVITY_REPORT_INTERVAL_SECONDS = 600
 
 
 async def report_activity_daily(app: web.Application) -> AsyncIterator[None]:
-    """A timer: daily activity totals, and the disk-reserve warning.
+    """A timer: daily activity totals, derivation pressure (every ten minutes, only
+    when the no-JS reply pages refused or dropped work), the disk-reserve warning.
 
     Both are driven by the clock, never by a source's request, so that no log
     line's timestamp tells when someone submitted (see relay.activity).
@@ -208,13 +214,20 @@ async def report_activity_daily(app: web.Application) -> AsyncIterator[None]:
     async with _in_background(_activity_loop(app), "activity-report"):
         yield
     activity.report_all()
+    app[DERIVATION_GATE].report_pressure(REPORT_MINUTES)
+    app[DERIVATION_GATE].forget_all()
 
 
 async def _activity_loop(app: web.Application) -> None:
     config = app[CONFIG]
     low_on_disk = False
+    gate = app[DERIVATION_GATE]
+    first = True
     while True:
         activity.report_finished_days()
+        if not first:
+            gate.report_pressure(ACTIVITY_REPORT_INTERVAL_SECONDS // 60)
+        first = False
         try:
             free = await asyncio.to_thread(app[STORE].free_bytes)
         except OSError as error:  # try again on the next round; log the type only
