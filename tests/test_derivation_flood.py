@@ -69,6 +69,7 @@ def relay_events(relay: RelayServer, event: str) -> list[dict[str, object]]:
     return events
 
 
+@pytest.mark.slow  # a 10 s flood
 def test_under_a_flood_tips_are_stored_at_once_and_reads_answer_or_say_busy(
     relay: RelayServer, api_key: SigningKey
 ) -> None:
