@@ -12,6 +12,7 @@ and a conversation salt, puts one genuine reply into a conversation, then:
    real sources, in turn every 0.5 s, send a no-JS tip with the form's codename,
    a one-off tip (codename cleared), read the genuine reply (the same source
    again: its keys may be cached) and read as a new source (nothing cached);
+   halfway through, three one-off tips with a 16 MiB attachment each, at once;
 3. hang-up burst: 300 requests sent at once and hung up, then a real read.
 
 It prints p50/p95 of each kind's waits and outcomes, the relay's CPU % (of one
@@ -41,6 +42,8 @@ from tests.support_conversation import (
 from tests.support_flood import (
     CpuMeter,
     FloodResult,
+    Timed,
+    big_tip,
     flood,
     median,
     percentile,
@@ -80,7 +83,7 @@ class Sampler:
 
 def report(name: str, result: FloodResult, sampler: Sampler) -> None:
     print(f"\n== {name}: {result.sent} flood requests; flood answers {dict(result.statuses)}")
-    for kind in ("tip_codename", "tip_one_off", "read", "read_fresh"):
+    for kind in ("tip_codename", "tip_one_off", "big_one_off", "read", "read_fresh"):
         items = result.of(kind)
         waits = [item.seconds for item in items]
         outcomes: dict[str, int] = {}
@@ -132,15 +135,15 @@ def main() -> None:
         codename = str(generate_codename())
         keys = keys_for(relay, codename)
         put_reply(relay, key, keys, 1, sealed_reply(relay, keys, 1, "GENUINE-REPLY"))
-        messages: list[str] = []
         languages = ("en", "ru", "uk")
         with Sampler(meter) as idle:
             baseline = asyncio.run(flood(relay.port, args.baseline, 0, codename,
-                                         languages=languages, tip_messages=messages))  # fmt: skip
+                                         languages=languages))  # fmt: skip
         report(f"baseline, {args.baseline:.0f} s, no flood", baseline, idle)
         with Sampler(meter) as busy:
-            flooded = asyncio.run(flood(relay.port, args.seconds, args.rate, codename,
-                                        languages=languages, tip_messages=messages))  # fmt: skip
+            flooded = asyncio.run(
+                flood_with_big_tips(relay.port, args.seconds, args.rate, codename)
+            )
         report(f"flood, {args.seconds:.0f} s at {args.rate:.0f} req/s", flooded, busy)
         meter.wait_until_quiet()
         asyncio.run(hang_up_burst(relay.port, 300))
@@ -149,19 +152,36 @@ def main() -> None:
         print(f"\n== 300 requests sent at once and hung up: relay CPU {used:.2f} s "
               f"(a derivation each would be ~{300 * 0.15:.0f} s); the next real read: "
               f"{after.status} in {after.seconds:.3f} s")  # fmt: skip
-        acknowledged = [m for m, t in zip(messages, _tips(baseline) + _tips(flooded), strict=False)
-                        if t]  # fmt: skip
+        sent = [item for item in baseline.real + flooded.real if item.message]
+        acknowledged = [item.message for item in sent if item.status == 303]
         stored = set(stored_messages(relay.blob_paths(), relay.identity_path))
-        lost = [m for m in messages if m not in stored]
-        print(f"\n{len(messages)} real tips sent, {len(acknowledged)} acknowledged, "
-              f"{len(lost)} not stored")  # fmt: skip
+        lost = [message for message in acknowledged if message not in stored]
+        print(f"\n{len(sent)} real tips sent, {len(acknowledged)} acknowledged, "
+              f"{len(lost)} of those not stored")  # fmt: skip
         relay.stop()
         pressure = [line for line in relay.log_text().splitlines() if "derivation" in line]
         print("operator's log at shutdown:", *pressure, sep="\n  ")
 
 
-def _tips(result: FloodResult) -> list[bool]:
-    return [item.status == 303 for item in result.real if item.kind.startswith("tip")]
+BIG_TIP_BYTES = 16 * 1024 * 1024
+
+
+async def flood_with_big_tips(
+    port: int, seconds: float, rate: float, codename: str
+) -> FloodResult:
+    """The flood, and three big one-off tips sent together halfway through it."""
+
+    async def big_tips() -> list[Timed]:
+        await asyncio.sleep(seconds / 2)
+        texts = [f"BIG-TIP-{index}" for index in range(3)]
+        return list(await asyncio.gather(*(big_tip(port, text, BIG_TIP_BYTES) for text in texts)))
+
+    result, big = await asyncio.gather(
+        flood(port, seconds, rate, codename, languages=("en", "ru", "uk")),
+        big_tips(),
+    )
+    result.real.extend(big)
+    return result
 
 
 if __name__ == "__main__":

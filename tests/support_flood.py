@@ -77,6 +77,8 @@ class Timed:
     seconds: float
     retry_after: str | None = None
     body: bytes = b""
+    message: str = ""
+    """For a tip: its message, to find it in the store."""
 
 
 @dataclass
@@ -120,7 +122,26 @@ async def real_tip(port: int, message: str, *, with_codename: bool) -> Timed:
               ("message", message)]  # fmt: skip
     headers, body = multipart(fields)
     kind = "tip_codename" if with_codename else "tip_one_off"
-    return await timed(port, kind, "POST", "/submit", headers, body)
+    sent = await timed(port, kind, "POST", "/submit", headers, body)
+    sent.message = message
+    return sent
+
+
+async def big_tip(port: int, message: str, attachment_bytes: int) -> Timed:
+    """A one-off no-JS tip with one attachment of ``attachment_bytes`` random bytes."""
+    boundary = uuid.uuid4().hex
+    head = b""
+    for name, value in (("lang", "en"), ("codename", ""), ("message", message)):
+        head += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        head += value.encode() + b"\r\n"
+    head += (f'--{boundary}\r\nContent-Disposition: form-data; name="attachment"; '
+             'filename="evidence.bin"\r\nContent-Type: application/octet-stream\r\n\r\n').encode()
+    body = head + os.urandom(attachment_bytes) + f"\r\n--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
+               "Content-Length": str(len(body))}  # fmt: skip
+    sent = await timed(port, "big_one_off", "POST", "/submit", headers, body)
+    sent.message = message
+    return sent
 
 
 async def real_read(port: int, codename: str, language: str = "en") -> Timed:

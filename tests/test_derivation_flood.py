@@ -178,3 +178,32 @@ def test_the_busy_page_is_honest_fast_and_translated_and_the_operator_sees_press
     assert pressure["derived_bucket"] in COUNT_BUCKETS - {"none"}
     # No line per refused request: the daily total and the pressure line only.
     assert log.count("derivation_refused_busy") == 1
+
+
+def test_one_sources_read_download_and_delete_derive_once(
+    relay: RelayServer, api_key: SigningKey
+) -> None:
+    assert relay.proc is not None
+    meter = CpuMeter(relay.proc.pid)
+    codename = str(generate_codename())
+    keys = keys_for(relay, codename)
+    put_reply(relay, api_key, keys, 1, sealed_reply(relay, keys, 1, "HELLO", [("a.txt", b"A")]))
+    meter.wait_until_quiet()
+
+    def cpu_of(path: str, fields: dict[str, str]) -> tuple[float, int, bytes]:
+        before = meter.cpu_seconds()
+        headers, body = urlencoded({"codename": codename, **fields})
+        answer = asyncio.run(send_request(relay.port, "POST", path, headers, [body]))
+        assert answer is not None
+        return meter.cpu_seconds() - before, answer.status, answer.body
+
+    first, status, page = cpu_of("/replies", {})
+    assert status == 200 and b"HELLO" in page
+    download, status, data = cpu_of("/replies/attachment", {"slot": "1", "name": "a.txt"})
+    assert status == 200 and data == b"A"
+    delete, status, page = cpu_of("/replies/delete", {"slot": "1"})
+    assert status == 200 and b"HELLO" not in page
+    print(f"\nCPU: read {first:.3f} s, download {download:.3f} s, delete {delete:.3f} s")
+    # A derivation is about 0.15 s of CPU; the download and delete reuse the read's keys.
+    assert first > download + delete
+    assert download + delete < 0.12
