@@ -93,6 +93,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
     app.cleanup_ctx.append(purge_expired_submissions)
     app.cleanup_ctx.append(blur_file_times_periodically)
     app.cleanup_ctx.append(report_activity_daily)
+    app.cleanup_ctx.append(expire_derived_keys)
     if reload_keys_on_sighup:
         app.cleanup_ctx.append(reload_keyring_on_sighup)
     setup_source_routes(app)
@@ -215,7 +216,6 @@ async def report_activity_daily(app: web.Application) -> AsyncIterator[None]:
         yield
     activity.report_all()
     app[DERIVATION_GATE].report_pressure(REPORT_MINUTES)
-    app[DERIVATION_GATE].forget_all()
 
 
 async def _activity_loop(app: web.Application) -> None:
@@ -240,6 +240,23 @@ async def _activity_loop(app: web.Application) -> None:
                 else:
                     _log.info("disk.above_reserve")
         await asyncio.sleep(ACTIVITY_REPORT_INTERVAL_SECONDS)
+
+
+CACHE_SWEEP_SECONDS = 60
+
+
+async def expire_derived_keys(app: web.Application) -> AsyncIterator[None]:
+    """Every minute, drop the reply pages' cached keys older than five minutes
+    (relay.server.derivation_gate); at shutdown, all of them."""
+    async with _in_background(_expiry_loop(app), "derived-keys-expiry"):
+        yield
+    app[DERIVATION_GATE].forget_all()
+
+
+async def _expiry_loop(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(CACHE_SWEEP_SECONDS)
+        app[DERIVATION_GATE].forget_expired()
 
 
 async def reload_keyring_on_sighup(app: web.Application) -> AsyncIterator[None]:

@@ -17,7 +17,8 @@ apart (sources come over Tor). So:
 - one source's reading, download and delete derive once: the keys of the last
   codenames derived are kept in memory for ``CACHE_SECONDS``, keyed by a keyed
   hash of the indices under a key made at start (never the indices themselves),
-  at most ``CACHE_ENTRIES`` of them, and forgotten at shutdown.
+  at most ``CACHE_ENTRIES`` of them, swept every minute (``relay.server.app``)
+  and when keys are added, and forgotten at shutdown.
 
 The counts of what happened (derived, refused, dropped) are reported every ten
 minutes by ``relay.server.app``'s timer as one coarse log line, and only when
@@ -74,7 +75,6 @@ class PressureCounts:
     derived: int = 0
     refused: int = 0
     dropped: int = 0
-    cache_hits: int = 0
 
 
 class DerivationGate:
@@ -121,23 +121,26 @@ class DerivationGate:
             del self._cache[cache_id]
             return None
         self._cache.move_to_end(cache_id)
-        self.counts.cache_hits += 1
         return entry[1]
 
     def remember(self, codename: Codename, relay_salt: bytes, keys: ConversationKeys) -> None:
-        """Keep ``keys`` for ``CACHE_SECONDS``, dropping the oldest beyond ``CACHE_ENTRIES``."""
+        """Keep ``keys`` for ``CACHE_SECONDS``, dropping the least recently used beyond
+        ``CACHE_ENTRIES``."""
+        self.forget_expired()
         self._cache[self._cache_id(codename, relay_salt)] = (self._clock(), keys)
         while len(self._cache) > CACHE_ENTRIES:
             self._cache.popitem(last=False)
+
+    def forget_expired(self) -> None:
+        """Drop every entry older than ``CACHE_SECONDS`` (a hit does not make one younger)."""
+        now = self._clock()
+        for cache_id in [k for k, (made, _) in self._cache.items() if now - made > CACHE_SECONDS]:
+            del self._cache[cache_id]
 
     def forget_all(self) -> None:
         """Drop every cached key and make a new hash key (at shutdown)."""
         self._cache.clear()
         self._cache_key = secrets.token_bytes(32)
-
-    @property
-    def cached_count(self) -> int:
-        return len(self._cache)
 
     # --- admission -----------------------------------------------------------------
 
