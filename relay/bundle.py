@@ -9,7 +9,10 @@ the others. A folder that already exists means that submission was decrypted
 before (extraction renames the folder into place only when complete): skipped.
 
 Conversations (``relay.threads``): a tip whose ``submission.json`` carries
-conversation fields moves into ``OUT_DIR/conversation-<id>/``. Then every reply
+conversation fields moves into ``OUT_DIR/conversation-<id>/``. A tip sent
+without JavaScript carries its source's codename instead: it is derived here
+(once per codename in a run) and the extracted ``submission.json`` gets the
+derived fields in its place, so the codename stays only inside the age file. Then every reply
 the bundle holds (``replies/<sha256>.age``) is decrypted with the reviewer's
 identity (replies are encrypted to the team too), matched to a thread by its
 slot tag, checked with ``read_reply`` (MAC, conversation, slot, entries) and
@@ -57,9 +60,11 @@ from relay.threads import (
     REPLY_META,
     REPLY_PREFIX,
     Thread,
+    carries_codename,
     find_tip_folder,
     mark_not_delivered,
     read_threads,
+    replace_codename_with_keys,
     save_reply,
     thread_folder,
     tip_conversation,
@@ -383,6 +388,8 @@ def _decrypt_one(
         keys = None
         notes.append(f"its conversation fields are unusable ({exc}); no reply is possible")
     if keys is not None:
+        if carries_codename(extracted.meta):
+            replace_codename_with_keys(folder, extracted.meta, keys)
         thread_dir = thread_folder(out_dir, keys.conversation_id.hex())
         thread_dir.mkdir(mode=0o700, exist_ok=True)
         folder = folder.rename(thread_dir / folder.name)

@@ -107,6 +107,8 @@ class Config:
     notify_channel_timeout_seconds: int
     notify_retries: int
     notify_retry_seconds: int
+    max_waiting_derivations: int
+    derivation_wait_ms: int
     log_format: LogFormat
     log_level: str
 
@@ -258,6 +260,8 @@ _PARSERS: dict[str, _Parser] = {
     "notify_channel_timeout_seconds": lambda v, _: _integer(v, 1, 600),
     "notify_retries": lambda v, _: _integer(v, 0, 10),
     "notify_retry_seconds": lambda v, _: _integer(v, 1, 3600),
+    "max_waiting_derivations": lambda v, _: _integer(v, 0, 1024),
+    "derivation_wait_ms": lambda v, _: _integer(v, 50, 60_000),
     "log_format": lambda v, _: _choice(v, LOG_FORMATS),
     "log_level": lambda v, _: _choice(v, LOG_LEVELS),
 }

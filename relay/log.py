@@ -51,6 +51,13 @@ _SIZE_LIMITS: tuple[tuple[int, str], ...] = (
     (256 << 20, "<256MiB"),
 )
 SIZE_BUCKETS = frozenset([label for _, label in _SIZE_LIMITS] + [">=256MiB"])
+_COUNT_LIMITS: tuple[tuple[int, str], ...] = (
+    (1, "none"),
+    (10, "under 10"),
+    (100, "10 to 99"),
+    (1000, "over 100"),
+)
+COUNT_BUCKETS = frozenset([label for _, label in _COUNT_LIMITS] + ["over 1000"])
 
 
 def duration_bucket(seconds: float) -> str:
@@ -67,6 +74,14 @@ def size_bucket(size: int) -> str:
         if size < limit:
             return label
     return ">=256MiB"
+
+
+def count_bucket(count: int) -> str:
+    """A coarse count label, for counts of source requests (relay.server.codenames)."""
+    for limit, label in _COUNT_LIMITS:
+        if count < limit:
+            return label
+    return "over 1000"
 
 
 _Sanitizer = Callable[[object], object | None]
@@ -145,6 +160,12 @@ _FIELD_SANITIZERS: dict[str, _Sanitizer] = {
     # A UTC day, for the daily activity totals (relay.activity); never a time.
     "day": _matching(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"),
     "reviewers": _int_between(0, 10_000),
+    # Derivation pressure over the last report period (relay.server.codenames):
+    # coarse counts only, never a request's time.
+    "refused_bucket": _bucketed(COUNT_BUCKETS, count_bucket),
+    "dropped_bucket": _bucketed(COUNT_BUCKETS, count_bucket),
+    "derived_bucket": _bucketed(COUNT_BUCKETS, count_bucket),
+    "minutes": _int_between(1, 24 * 60),
     "port": _int_between(1, 65535),
     "signal": _matching(r"SIG[A-Z0-9]{1,10}"),
     "version": _matching(r"[0-9]{1,4}(\.[0-9]{1,4}){0,3}"),

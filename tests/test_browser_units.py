@@ -16,6 +16,8 @@ import pytest
 
 from relay.container.names import NameAllocator, sanitize_name
 from relay.container.writer import build_archive
+from relay.conversation.codename import generate_codename
+from relay.conversation.derivation import codename_fields, derive_conversation_keys
 from relay.crypto.padding import padme_length
 from relay.fingerprint import recipient_set_fingerprint
 from tests.support_node import NODE
@@ -237,3 +239,29 @@ def test_every_text_the_script_shows_is_in_the_page_language(language: str) -> N
         else:
             assert shown != text, f"{key!r} is not translated into {language}"
             assert any("\u0400" <= char <= "\u04ff" for char in shown), (key, shown)
+
+
+@pytest.mark.parametrize("message", ["", "The same short message", "ж" * 9000])
+def test_one_off_and_conversation_archives_are_one_size_in_python_and_js(
+    message: str, tmp_path: Path
+) -> None:
+    """Whatever a tip's conversation object (none, the browser's derived fields, a
+    sealed codename), its archive has one length, and JS writes Python's bytes."""
+    codename = generate_codename()
+    salt = bytes(range(32))
+    derived = derive_conversation_keys(codename, salt).reply_keys().to_fields()
+    forms: list[dict[str, object] | None] = [None, dict(derived), codename_fields(codename, salt)]
+    lengths = set()
+    for conversation in forms:
+        spec: dict[str, object] = {"message": message, "language": "ru", "day": "2026-03-14",
+                                   "files": []}  # fmt: skip
+        if conversation is not None:
+            spec["conversation"] = conversation
+        from_js = build_with_node(spec, tmp_path)
+        from_python = build_archive(
+            message, language="ru", sealed_by="browser", day="2026-03-14",
+            conversation=conversation,
+        )  # fmt: skip
+        assert from_js == from_python
+        lengths.add(len(from_python))
+    assert len(lengths) == 1, lengths

@@ -4,18 +4,25 @@ a bundle built on disk with real age files, no relay needed."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
 from relay.bundle import decrypt_bundle, summary_lines
 from relay.container import build_archive
 from relay.conversation.codename import generate_codename
-from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
+from relay.conversation.derivation import (
+    ConversationKeys,
+    codename_fields,
+    derive_conversation_keys,
+    process_deriver,
+)
 from relay.conversation.reply import build_reply
 from relay.conversation.slots import slot_tag
 from relay.crypto.encrypt import encrypt_bytes
 from relay.crypto.identities import X25519Identity
 from relay.manifest import ReplyInfo, ReplyState, SubmissionInfo, write_manifest
+from relay.threads import read_threads
 
 DAY = "2026-03-01"
 
@@ -73,3 +80,73 @@ def test_decrypt_threads_tips_and_checked_replies_and_refuses_a_fifo(tmp_path: P
     again = decrypt_bundle(bundle, out, [identity])
     assert again.new_replies == 0
     assert sorted(p.name for p in thread.folder.glob("reply-*")) == ["reply-0001"]
+
+
+def test_no_js_tips_sealed_with_their_codename_are_derived_once_and_threaded(
+    tmp_path: Path,
+) -> None:
+    bundle, out = tmp_path / "bundle", tmp_path / "out"
+    (bundle / "replies").mkdir(parents=True)
+    identity = X25519Identity.generate()
+    codename, salt = generate_codename(), os.urandom(32)
+    keys = derive_conversation_keys(codename, salt)
+    sealed = codename_fields(codename, salt)
+    ids = []
+    for conversation, sealed_by in ((sealed, "server"), (sealed, "server"),
+                                    (keys.reply_keys().to_fields(), "browser")):  # fmt: skip
+        archive = build_archive("tip", sealed_by=sealed_by, day=DAY, conversation=conversation)
+        blob = encrypt_bytes(archive, [identity.recipient])
+        ids.append(os.urandom(16).hex())
+        (bundle / f"{ids[-1]}.age").write_bytes(blob)
+    infos = []
+    for submission_id, sealed_by in zip(ids, ("server", "server", "browser"), strict=True):
+        blob = (bundle / f"{submission_id}.age").read_bytes()
+        infos.append(SubmissionInfo(submission_id, DAY, len(blob),
+                                    hashlib.sha256(blob).hexdigest(), sealed_by))  # fmt: skip
+    reply = build_reply(auth_key=keys.auth_key, conversation_id=keys.conversation_id, n=1,
+                        day=DAY, message="first answer")  # fmt: skip
+    reply_blob = encrypt_bytes(reply, [keys.reply_recipient, identity.recipient])
+    digest = hashlib.sha256(reply_blob).hexdigest()
+    (bundle / "replies" / f"{digest}.age").write_bytes(reply_blob)
+    state = ReplyState()
+    tag = slot_tag(keys.slot_key, 1).hex()
+    state.pulled[digest] = ReplyInfo(tag, DAY, len(reply_blob), digest)
+    state.slots[tag] = digest
+    write_manifest(bundle, infos, state)
+
+    derivations = process_deriver.derivations
+    report = decrypt_bundle(bundle, out, [identity])
+    assert process_deriver.derivations == derivations + 1  # one codename, one PBKDF2
+    (thread,) = report.threads
+    assert thread.folder == out / f"conversation-{keys.conversation_id.hex()}"
+    assert sorted(sid for _, sid in thread.tips) == sorted(ids)
+    assert (thread.folder / "reply-0001" / "message.txt").read_text() == "first answer"
+    # The extracted tips hold the derived fields; the codename stays in the age files.
+    for submission_id in ids:
+        tip_folder = thread.folder / f"{DAY}-{submission_id}"
+        meta = json.loads((tip_folder / "submission.json").read_text())
+        assert meta["conversation"] == keys.reply_keys().to_fields()
+    assert not [p for p in out.rglob("*") if p.is_file() and b"codename_indices" in p.read_bytes()]
+    # A later run reads the thread's keys from the extracted tips without deriving.
+    assert read_threads(out)[0].keys is not None
+    assert process_deriver.derivations == derivations + 1
+
+
+def test_a_damaged_sealed_codename_is_reported_and_left_a_one_off(tmp_path: Path) -> None:
+    bundle, out = tmp_path / "bundle", tmp_path / "out"
+    bundle.mkdir()
+    identity = X25519Identity.generate()
+    broken = {**codename_fields(generate_codename(), os.urandom(32)),
+              "codename_indices": [1, 2, 3, 4, 5, 6, 7776]}  # fmt: skip
+    archive = build_archive("tip", sealed_by="server", day=DAY, conversation=broken)
+    blob = encrypt_bytes(archive, [identity.recipient])
+    submission_id = os.urandom(16).hex()
+    (bundle / f"{submission_id}.age").write_bytes(blob)
+    info = SubmissionInfo(submission_id, DAY, len(blob), hashlib.sha256(blob).hexdigest(),
+                          "server")  # fmt: skip
+    write_manifest(bundle, [info], ReplyState())
+    report = decrypt_bundle(bundle, out, [identity])
+    (outcome,) = report.outcomes
+    assert any("conversation fields are unusable" in note for note in outcome.notes)
+    assert report.threads == []
+    assert (out / f"{DAY}-{submission_id}" / "message.txt").read_text() == "tip"

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from relay.conversation.codename import fold_codename, generate_codename
+from relay.conversation.derivation import reply_keys_from_fields
+from relay.conversation_salt import load_conversation_salt
 from relay.crypto.padding import padme_length
 from relay.crypto.signing import SigningKey
 from relay.server.page_padding import REPLY_PAGE_FLOOR_BYTES
@@ -154,6 +156,19 @@ def test_a_one_off_tip_carries_no_conversation(relay: RelayServer) -> None:
     assert "conversation" not in submission_meta(relay, new_blob(relay, before))
 
 
+@pytest.mark.parametrize("message", ["short", "Привет, мне нужна помощь. " * 40])
+def test_a_one_off_tip_and_a_conversation_tip_are_blobs_of_one_size(
+    relay: RelayServer, message: str
+) -> None:
+    sizes = []
+    for codename in ("", offered_codename(get_form(relay))):
+        before = set(relay.blob_paths())
+        answer = submit(relay, [("lang", "en"), ("codename", codename), ("message", message)])
+        assert answer.status == 303
+        sizes.append(new_blob(relay, before).stat().st_size)
+    assert sizes[0] == sizes[1], sizes
+
+
 def test_no_js_round_trip_replies_forgeries_download_follow_up_delete(
     relay: RelayServer, api_key: SigningKey
 ) -> None:
@@ -163,7 +178,18 @@ def test_no_js_round_trip_replies_forgeries_download_follow_up_delete(
     assert answer.status == 303, answer.body[:300]
     keys = keys_for(relay, words)
     meta = submission_meta(relay, new_blob(relay, before))
-    assert meta["conversation"] == keys.reply_keys().to_fields()
+    # Sealed without a derivation: the codename's indices and the relay's salt,
+    # from which the team's offline machine derives the same reply keys.
+    salt = load_conversation_salt(relay.keys_dir)
+    assert salt is not None
+    assert meta["conversation"] == {
+        "kdf": "v1",
+        "codename_indices": list(fold_codename(words).indices),
+        "relay_salt": salt.hex(),
+    }
+    assert reply_keys_from_fields(meta["conversation"]).to_fields() == (
+        keys.reply_keys().to_fields()
+    )
 
     link_text = '<a href="https://evil.example/">click</a> https://evil.example/ <b>x</b>'
     put_reply(relay, api_key, keys, 1, sealed_reply(

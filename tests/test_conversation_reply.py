@@ -23,7 +23,10 @@ from relay.conversation.derivation import (
     ConversationFieldsError,
     ConversationKeys,
     ReplyKeys,
+    ReplyKeysDeriver,
+    codename_fields,
     derive_conversation_keys,
+    parse_codename_fields,
 )
 from relay.conversation.reply import (
     MAC_LABEL,
@@ -234,6 +237,43 @@ def test_the_team_gets_every_key_but_the_reply_identity(keys: ConversationKeys) 
                    {**fields, "reply_recipient": "age1nope"}, [], None):  # fmt: skip
         with pytest.raises(ConversationFieldsError):
             ReplyKeys.from_fields(broken)
+
+
+def test_a_sealed_codename_gives_the_team_the_same_reply_keys_once(
+    keys: ConversationKeys,
+) -> None:
+    codename, salt = Codename((10, 20, 30, 40, 50, 60, 70)), b"\x07" * 32
+    fields = codename_fields(codename, salt)
+    assert fields == {"kdf": "v1", "codename_indices": [10, 20, 30, 40, 50, 60, 70],
+                      "relay_salt": "07" * 32}  # fmt: skip
+    assert parse_codename_fields(json.loads(json.dumps(fields))) == (codename, salt)
+    deriver = ReplyKeysDeriver()
+    assert deriver.reply_keys(fields).to_fields() == keys.reply_keys().to_fields()
+    assert deriver.reply_keys(dict(fields)).to_fields() == keys.reply_keys().to_fields()
+    assert deriver.derivations == 1
+    # The browser's derived form still reads, without a derivation.
+    assert deriver.reply_keys(keys.reply_keys().to_fields()).to_fields() == (
+        keys.reply_keys().to_fields()
+    )
+    assert deriver.derivations == 1
+    for broken in (
+        {**fields, "kdf": "v2"},
+        {**fields, "codename_indices": [10, 20, 30, 40, 50, 60]},
+        {**fields, "codename_indices": [10, 20, 30, 40, 50, 60, 7776]},
+        {**fields, "codename_indices": [10, 20, 30, 40, 50, 60, -1]},
+        {**fields, "codename_indices": [10, 20, 30, 40, 50, 60, True]},
+        {**fields, "codename_indices": [10, 20, 30, 40, 50, 60, 70.0]},
+        {**fields, "codename_indices": "10 20 30 40 50 60 70"},
+        {**fields, "relay_salt": "07" * 31},
+        {**fields, "relay_salt": "0G" * 32},
+        {**fields, "relay_salt": "AB" * 32},
+        {**fields, "x": "1"},
+        {**fields, "slot_key": "00" * 32},
+    ):
+        with pytest.raises(ConversationFieldsError):
+            deriver.reply_keys(broken)
+    assert deriver.derivations == 1
+    assert "07" * 32 not in repr(deriver)
 
 
 def test_kdf_primitives_match_their_rfc_test_vectors() -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.conversation.codename import fold_codename
 from relay.conversation_salt import ensure_conversation_salt
 from relay.crypto.signing import SigningKey
 from tests.support_conversation import NOSCRIPT_CODENAME, files_containing
@@ -98,6 +99,16 @@ def test_no_js_source_and_offline_reviewer_hold_a_conversation_of_three(
     threads = list(desk.out.glob("conversation-*"))
     assert len(threads) == 1, sorted(p.name for p in desk.out.iterdir())
     thread = threads[0]
+    # The tip sealed the codename (no derivation on the relay); decrypt derived the
+    # keys and left them, not the codename, in the case folder.
+    (tip_folder,) = thread.glob(f"*-{tip_id}")
+    tip_meta = json.loads((tip_folder / "submission.json").read_text())
+    assert sorted(tip_meta["conversation"]) == sorted(
+        ["kdf", "conversation_id", "reply_recipient", "slot_key", "auth_key", "delete_key"]
+    )
+    assert thread.name == f"conversation-{tip_meta['conversation']['conversation_id']}"
+    indices = json.dumps(list(fold_codename(words).indices)).encode()
+    assert files_containing(desk.out, [words.encode(), indices, b"codename_indices"]) == []
 
     answer_text = "REPLY-1 Take the night train; ask for Ilse at the station."
     written = tiprelay(

@@ -16,9 +16,13 @@ stand-in), or its size needs more than 11 octal digits (record ``size``,
 unique first (``relay.container.names``). Entries have
 mode 0644, uid/gid 0, no owner names and mtime 0. ``submission.json`` is
 ``{"day": "YYYY-MM-DD", "format_version": 1, "language": ..., "sealed_by": ...}``
-(UTC day, nothing finer), indented by 2 spaces, keys sorted, newline-terminated;
-a tip that opens or continues a conversation also carries ``"conversation"``,
-the object of ``ReplyKeys.to_fields()`` (docs/conversations.md section 4).
+(UTC day, nothing finer), indented by 2 spaces, keys sorted, then spaces up to
+``META_PADDED_BYTES`` - 1 and a newline (``meta_json``); a tip that opens or
+continues a conversation also carries ``"conversation"``, the object of
+``ReplyKeys.to_fields()`` (browser) or ``codename_fields()`` (no JavaScript)
+(docs/conversations.md section 4). Since ``submission.json`` always has the same
+length, a one-off tip and a conversation tip of the same message and files are
+archives of the same length, before and after padding.
 
 Each method returns the bytes to append to the output; the caller streams them
 on (into the age encryptor). Attachment sizes must be known before their data.
@@ -42,6 +46,10 @@ FILES_DIR = "files/"
 META_PATH = "submission.json"
 SEALED_BY_VALUES = ("server", "browser")
 CONVERSATION_KEY = "conversation"
+META_PADDED_BYTES = 1024
+"""The length of every ``submission.json`` written (two tar blocks, no tar padding):
+its JSON, spaces, and a newline. The largest object written (a 44-character
+language tag and the browser's conversation fields) is about 580 bytes."""
 
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8}){0,4}")
 _DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -52,12 +60,13 @@ def submission_meta(
     language: str,
     sealed_by: str,
     day: date | str | None,
-    conversation: Mapping[str, str] | None = None,
+    conversation: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     """The validated contents of ``submission.json``; ``day`` defaults to today (UTC).
 
-    ``conversation`` is ``ReplyKeys.to_fields()`` of the source's codename, or None
-    for a one-off tip; it is checked only for shape here (strings under string keys).
+    ``conversation`` is ``ReplyKeys.to_fields()`` or ``codename_fields()`` of the
+    source's codename, or None for a one-off tip; it is checked only for shape here
+    (string keys; values strings or lists of integers).
     """
     if not _LANGUAGE_TAG.fullmatch(language):
         raise ContainerError(f"The form language {language!r} is not a language tag.")
@@ -75,10 +84,26 @@ def submission_meta(
         "day": day_text,
     }
     if conversation is not None:
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in conversation.items()):
-            raise ContainerError("The conversation fields must be strings under string keys.")
+        if not all(isinstance(k, str) and _is_field_value(v) for k, v in conversation.items()):
+            raise ContainerError(
+                "The conversation fields must be strings or lists of integers under string keys."
+            )
         meta[CONVERSATION_KEY] = dict(conversation)
     return meta
+
+
+def _is_field_value(value: object) -> bool:
+    if isinstance(value, str):
+        return True
+    return isinstance(value, list) and all(type(item) is int for item in value)
+
+
+def meta_json(meta: Mapping[str, object]) -> bytes:
+    """``submission.json``'s bytes: the JSON, spaces, a newline; META_PADDED_BYTES in all."""
+    text = json.dumps(meta, ensure_ascii=False, indent=2, sort_keys=True).encode()
+    if len(text) + 1 > META_PADDED_BYTES:
+        raise ContainerError(f"submission.json would exceed {META_PADDED_BYTES} bytes.")
+    return text + b" " * (META_PADDED_BYTES - 1 - len(text)) + b"\n"
 
 
 class SubmissionArchive:
@@ -91,7 +116,7 @@ class SubmissionArchive:
         language: str,
         sealed_by: str,
         day: date | str | None = None,
-        conversation: Mapping[str, str] | None = None,
+        conversation: Mapping[str, object] | None = None,
     ) -> None:
         self.meta = submission_meta(language, sealed_by, day, conversation)
         self.length = 0
@@ -157,7 +182,7 @@ class SubmissionArchive:
         """
         self._expect("between", "finish the archive")
         self._stage = "finished"
-        body = (json.dumps(self.meta, ensure_ascii=False, indent=2, sort_keys=True) + "\n").encode()
+        body = meta_json(self.meta)
         trailer = (
             tarformat.file_header(META_PATH, len(body))
             + body
@@ -185,7 +210,7 @@ def build_archive(
     language: str = "ru",
     sealed_by: str = "server",
     day: date | str | None = None,
-    conversation: Mapping[str, str] | None = None,
+    conversation: Mapping[str, object] | None = None,
 ) -> bytes:
     """A whole padded submission archive in memory (for small submissions and tests)."""
     archive = SubmissionArchive(

@@ -18,15 +18,22 @@ The reply identity secret is an age X25519 identity as is (``AGE-SECRET-KEY-1``
 turns it into an identity; the rest of this package handles public values and
 symmetric keys only. ``ReplyKeys`` is what the team needs to reply and travels
 inside the encrypted ``submission.json`` (``to_fields``/``from_fields``).
+
+A tip sent without JavaScript carries the codename itself instead
+(``codename_fields``: its 7 indices, the relay salt and ``kdf``), so that the
+relay acknowledges it without deriving; the team's offline machine derives
+(``reply_keys_from_fields``, once per codename and process: ``ReplyKeysDeriver``).
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from relay.conversation.codename import Codename
+from relay.conversation.codename import CODENAME_WORDS, Codename
 from relay.crypto import primitives
 from relay.crypto.errors import KeyFormatError
 from relay.crypto.recipients import X25519Recipient
@@ -47,6 +54,11 @@ LABEL_CONVERSATION_ID = b"tiprelay/v1/conversation-id"
 
 _HEX_KEY = re.compile(r"[0-9a-f]{64}")
 _HEX_ID = re.compile(r"[0-9a-f]{32}")
+_HEX_SALT = re.compile(r"[0-9a-f]{64}")
+REPLY_KEY_FIELDS = frozenset(
+    {"kdf", "conversation_id", "reply_recipient", "slot_key", "auth_key", "delete_key"}
+)
+CODENAME_FIELDS = frozenset({"kdf", "codename_indices", "relay_salt"})
 
 
 class ConversationFieldsError(TiprelayError):
@@ -97,9 +109,7 @@ class ReplyKeys:
     @classmethod
     def from_fields(cls, fields: Any) -> ReplyKeys:
         """Parse ``to_fields()``'s output; ConversationFieldsError if anything is off."""
-        expected = {"kdf", "conversation_id", "reply_recipient", "slot_key", "auth_key",
-                    "delete_key"}  # fmt: skip
-        if not isinstance(fields, dict) or set(fields) != expected:
+        if not isinstance(fields, dict) or set(fields) != REPLY_KEY_FIELDS:
             raise ConversationFieldsError
         if fields["kdf"] != KDF_VERSION or not all(isinstance(v, str) for v in fields.values()):
             raise ConversationFieldsError
@@ -154,3 +164,85 @@ def derive_conversation_keys(codename: Codename, relay_salt: bytes) -> Conversat
         delete_key=primitives.hkdf_expand(prk, LABEL_DELETE_KEY, KEY_SIZE),
         conversation_id=primitives.hkdf_expand(prk, LABEL_CONVERSATION_ID, CONVERSATION_ID_SIZE),
     )
+
+
+def codename_fields(codename: Codename, relay_salt: bytes) -> dict[str, object]:
+    """The ``conversation`` object of a tip sent without JavaScript: the codename itself.
+
+    ``{"kdf": "v1", "codename_indices": [7 ints], "relay_salt": "<64 hex>"}``: the
+    relay seals this instead of deriving (docs/conversations.md section 4).
+    """
+    codename_salt(relay_salt)  # checks its size
+    return {
+        "kdf": KDF_VERSION,
+        "codename_indices": list(codename.indices),
+        "relay_salt": relay_salt.hex(),
+    }
+
+
+def parse_codename_fields(fields: Any) -> tuple[Codename, bytes]:
+    """The codename and relay salt of ``codename_fields()``'s output, strictly.
+
+    ConversationFieldsError unless it has exactly those three keys, ``kdf`` ``v1``,
+    7 integers (not booleans) below 7776, and 64 lower-case hex digits of salt.
+    """
+    if not isinstance(fields, dict) or set(fields) != CODENAME_FIELDS:
+        raise ConversationFieldsError
+    indices, salt = fields["codename_indices"], fields["relay_salt"]
+    if fields["kdf"] != KDF_VERSION or not isinstance(indices, list):
+        raise ConversationFieldsError
+    if len(indices) != CODENAME_WORDS or not all(type(i) is int for i in indices):
+        raise ConversationFieldsError
+    if not isinstance(salt, str) or not _HEX_SALT.fullmatch(salt):
+        raise ConversationFieldsError
+    try:
+        codename = Codename(tuple(indices))
+    except ValueError:
+        raise ConversationFieldsError from None
+    return codename, bytes.fromhex(salt)
+
+
+class ReplyKeysDeriver:
+    """``reply_keys_from_fields`` with a memory: each distinct codename is derived once.
+
+    A bundle of thousands of follow-ups sent without JavaScript costs one PBKDF2
+    (~0.2 s) per conversation, not per tip. The cache lives in this object only
+    (one process, one run); it is never written anywhere.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._derived: dict[tuple[tuple[int, ...], bytes], ReplyKeys] = {}
+        self.derivations = 0
+        """How many PBKDF2 runs this deriver made (one per distinct codename)."""
+
+    def __repr__(self) -> str:
+        return f"ReplyKeysDeriver({len(self._derived)} derived)"
+
+    def reply_keys(self, fields: Any) -> ReplyKeys:
+        """The reply keys of a tip's ``conversation`` object, in either form."""
+        if isinstance(fields, Mapping) and set(fields) == CODENAME_FIELDS:
+            codename, salt = parse_codename_fields(dict(fields))
+            key = (codename.indices, salt)
+            with self._lock:
+                known = self._derived.get(key)
+            if known is None:
+                known = derive_conversation_keys(codename, salt).reply_keys()
+                with self._lock:
+                    self._derived[key] = known
+                    self.derivations += 1
+            return known
+        return ReplyKeys.from_fields(fields)
+
+
+process_deriver = ReplyKeysDeriver()
+"""The deriver ``reply_keys_from_fields`` uses (one per process: one offline run)."""
+
+
+def reply_keys_from_fields(fields: Any) -> ReplyKeys:
+    """The reply keys a tip's ``conversation`` object gives: derived fields as they are
+    (the browser derived), or a sealed codename, derived here (once per process).
+
+    ConversationFieldsError when it is neither form, exactly.
+    """
+    return process_deriver.reply_keys(fields)

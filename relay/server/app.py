@@ -33,13 +33,14 @@ from relay.log import get_logger
 from relay.server.appkeys import (
     CONFIG,
     CONVERSATION_SALT,
-    DERIVATION_SLOTS,
+    DERIVATION_GATE,
     DIGEST_SENDER,
     KEYRING,
     RECEIVE_MEMORY,
     STORE,
     SUBMISSION_SLOTS,
 )
+from relay.server.derivation_gate import REPORT_MINUTES, DerivationGate
 from relay.server.middlewares import add_security_headers, choose_language, error_pages
 from relay.server.page_padding import pad_reply_pages
 from relay.server.receive_memory import ReceiveMemory
@@ -87,7 +88,11 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
         _log.warning("conversations.disabled_no_salt")
     app.on_response_prepare.append(add_security_headers)
     app[SUBMISSION_SLOTS] = asyncio.Semaphore(config.max_concurrent_submissions)
-    app[DERIVATION_SLOTS] = asyncio.Semaphore(config.max_concurrent_derivations)
+    app[DERIVATION_GATE] = DerivationGate(
+        config.max_concurrent_derivations,
+        config.max_waiting_derivations,
+        config.derivation_wait_ms / 1000,
+    )
     app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
     app.on_cleanup.append(_remove_gpg_homes)
     app.cleanup_ctx.append(open_store)
@@ -98,6 +103,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
         setup_digests(app, config.notify_channels_file)
     app[_KEYS_RELOADED] = asyncio.Event()
     app.cleanup_ctx.append(watch_reviewer_keys)
+    app.cleanup_ctx.append(expire_derived_keys)
     if reload_keys_on_sighup:
         app.cleanup_ctx.append(reload_keyring_on_sighup)
     setup_source_routes(app)
@@ -212,7 +218,8 @@ ACTIVITY_REPORT_INTERVAL_SECONDS = 600
 
 
 async def report_activity_daily(app: web.Application) -> AsyncIterator[None]:
-    """A timer: daily activity totals, and the disk-reserve warning.
+    """A timer: daily activity totals, derivation pressure (every ten minutes, only
+    when the no-JS reply pages refused or dropped work), the disk-reserve warning.
 
     Both are driven by the clock, never by a source's request, so that no log
     line's timestamp tells when someone submitted (see relay.activity).
@@ -220,13 +227,19 @@ async def report_activity_daily(app: web.Application) -> AsyncIterator[None]:
     async with _in_background(_activity_loop(app), "activity-report"):
         yield
     activity.report_all()
+    app[DERIVATION_GATE].report_pressure(REPORT_MINUTES)
 
 
 async def _activity_loop(app: web.Application) -> None:
     config = app[CONFIG]
     low_on_disk = False
+    gate = app[DERIVATION_GATE]
+    first = True
     while True:
         activity.report_finished_days()
+        if not first:
+            gate.report_pressure(ACTIVITY_REPORT_INTERVAL_SECONDS // 60)
+        first = False
         try:
             free = await asyncio.to_thread(app[STORE].free_bytes)
         except OSError as error:  # try again on the next round; log the type only
@@ -275,6 +288,8 @@ async def send_digests(app: web.Application) -> AsyncIterator[None]:
             yield
     finally:
         sender.close()
+
+
 KEY_CHECK_INTERVAL_SECONDS = 86400
 """The reviewer keys' expiry is checked at start, at every reload, at the moment a
 key expires, and at every UTC midnight."""
@@ -320,6 +335,23 @@ def report_reviewer_keys(keyring: Keyring, now: float) -> None:
                          days_left=notice.days_left)
     if keyring.usable_at(now) is None:
         _log.critical("keyring.no_usable_reviewer_key", reviewers=len(keyring.reviewers))
+
+
+CACHE_SWEEP_SECONDS = 60
+
+
+async def expire_derived_keys(app: web.Application) -> AsyncIterator[None]:
+    """Every minute, drop the reply pages' cached keys older than five minutes
+    (relay.server.derivation_gate); at shutdown, all of them."""
+    async with _in_background(_expiry_loop(app), "derived-keys-expiry"):
+        yield
+    app[DERIVATION_GATE].forget_all()
+
+
+async def _expiry_loop(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(CACHE_SWEEP_SECONDS)
+        app[DERIVATION_GATE].forget_expired()
 
 
 async def reload_keyring_on_sighup(app: web.Application) -> AsyncIterator[None]:

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from relay.config import Config
     from relay.keyring import KeyringHolder
     from relay.notify.sending import Sender
+    from relay.server.derivation_gate import DerivationGate
     from relay.server.receive_memory import ReceiveMemory
     from relay.store import SubmissionStore
 
@@ -28,8 +29,9 @@ RECEIVE_MEMORY: web.AppKey[ReceiveMemory] = web.AppKey("receive_memory")
 # The relay's public conversation salt (keys/conversation-salt), read once at
 # start; None when the operator has not made one: conversations are then off.
 CONVERSATION_SALT: web.AppKey[bytes | None] = web.AppKey("conversation_salt")
-# How many codenames the no-JS pages may derive keys from at once
-# (config.max_concurrent_derivations): PBKDF2 costs about 0.1 s of CPU each.
-DERIVATION_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("derivation_slots")
+# Admission (and a short cache) for the derivations of the no-JS reply pages
+# (config.max_concurrent_derivations and max_waiting_derivations): PBKDF2 costs
+# about 0.15 s of CPU each.
+DERIVATION_GATE: web.AppKey[DerivationGate] = web.AppKey("derivation_gate")
 # The team's digest sender (relay.notify), present only when notify_channels_file is set.
 DIGEST_SENDER: web.AppKey[Sender] = web.AppKey("digest_sender")

@@ -1,9 +1,10 @@
 """Codenames on the no-JavaScript pages: offering one, reading a typed one, deriving keys.
 
-With JavaScript off the server makes the codename (``GET /``), folds what the
-source typed back to its 7 word indices, and derives the conversation's keys
-from it (PBKDF2, about 0.1 s of CPU) in a worker thread, holding one of
-``max_concurrent_derivations`` slots. None of this touches a reply identity:
+With JavaScript off the server makes the codename (``GET /``) and folds what the
+source typed back to its 7 word indices. A tip or follow-up seals those indices
+as they are (no derivation before it is acknowledged); only the reply pages
+derive the conversation's keys (PBKDF2, about 0.15 s of CPU), in a worker
+thread, admitted by ``relay.server.derivation_gate``. None of this touches a reply identity:
 only ``relay.server.reply_page`` may (import-linter). A codename never goes
 into a URL, a log line or a file; errors are logged by type only.
 """
@@ -11,13 +12,10 @@ into a URL, a log line or a file; errors are logged by type only.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from relay.activity import activity
 from relay.conversation.codename import (
     Codename,
     CodenameError,
@@ -25,9 +23,9 @@ from relay.conversation.codename import (
     generate_codename,
 )
 from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
-from relay.server.appkeys import CONFIG, CONVERSATION_SALT, DERIVATION_SLOTS
+from relay.server.appkeys import CONVERSATION_SALT, DERIVATION_GATE
 from relay.server.i18n import N_
-from relay.server.problems import RELAY_BUSY, Problem, SourceProblem
+from relay.server.problems import Problem, SourceProblem
 
 CODENAME_FIELD = "codename"
 CODENAME_FIELD_MAX_BYTES = 8 * 1024
@@ -125,28 +123,16 @@ def relay_salt(app: web.Application) -> bytes:
     return salt
 
 
-@contextlib.asynccontextmanager
-async def derivation_slot(app: web.Application) -> AsyncIterator[None]:
-    """One of ``max_concurrent_derivations`` slots; 503 if none frees up in time.
-
-    Held while deriving, and on the reply page also while decrypting the
-    ring, so that anonymous requests cannot make the relay do more at once.
-    """
-    slots = app[DERIVATION_SLOTS]
-    try:
-        async with asyncio.timeout(app[CONFIG].request_timeout_seconds):
-            await slots.acquire()
-    except TimeoutError:
-        activity.count("derivation_refused_busy")
-        raise SourceProblem(RELAY_BUSY) from None
-    try:
-        yield
-    finally:
-        slots.release()
-
-
-async def derive_keys(app: web.Application, codename: Codename) -> ConversationKeys:
-    """The conversation's keys, derived in a worker thread behind a derivation slot."""
-    salt = relay_salt(app)
-    async with derivation_slot(app):
-        return await asyncio.to_thread(derive_conversation_keys, codename, salt)
+async def derive_keys(request: web.Request, codename: Codename) -> ConversationKeys:
+    """The conversation's keys for a no-JS reply page: from the gate's short cache, or
+    derived in a worker thread behind a derivation slot (``relay.server.derivation_gate``:
+    DERIVATION_BUSY at once or within ``derivation_wait_ms``, nothing for a client
+    that has gone)."""
+    salt = relay_salt(request.app)
+    gate = request.app[DERIVATION_GATE]
+    keys = gate.cached(codename, salt)
+    if keys is None:
+        async with gate.admitted(request):
+            keys = await asyncio.to_thread(derive_conversation_keys, codename, salt)
+        gate.remember(codename, salt, keys)
+    return keys

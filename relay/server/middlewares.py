@@ -150,7 +150,7 @@ def _problem_page(request: web.Request, problem: Problem, params: dict[str, int]
     # A refused upload may still be arriving: aiohttp reads and discards the
     # rest for a bounded time (lingering close), so that the browser gets to
     # see this page instead of a connection reset.
-    return render_page(
+    page = render_page(
         request,
         "error.html",
         {
@@ -160,3 +160,6 @@ def _problem_page(request: web.Request, problem: Problem, params: dict[str, int]
         },
         status=problem.status,
     )
+    if problem.retry_after_seconds is not None:
+        page.headers["Retry-After"] = str(problem.retry_after_seconds)
+    return page

@@ -21,6 +21,8 @@ class Problem:
     explanation: str
     nothing_stored: bool = True
     """Whether the page says that nothing was stored (true for every refused submission)."""
+    retry_after_seconds: int | None = None
+    """Sent as ``Retry-After`` when set (a relay too busy right now)."""
 
 
 EMPTY_SUBMISSION = Problem(
@@ -74,6 +76,14 @@ RELAY_BUSY = Problem(
     N_("The relay cannot accept messages right now"),
     N_("Too many messages are arriving at this moment. Please wait a minute and send "
        "again."),
+)
+DERIVATION_BUSY = Problem(
+    503,
+    N_("The relay is busy"),
+    N_("Too many people are reading replies at this moment, so your replies were not "
+       "opened. Please try again in a minute."),
+    nothing_stored=False,
+    retry_after_seconds=60,
 )
 CANNOT_ENCRYPT = Problem(
     503,

@@ -3,8 +3,10 @@
 With JavaScript off, the source's browser cannot decrypt, so the server does it,
 statelessly: every request is a POST whose form carries the typed codename
 (no session, no cookie, nothing in the URL but the page language). The server
-derives the conversation's keys (``relay.server.codenames``, behind a
-derivation slot), reads the ring's slots straight from the store, decrypts
+derives the conversation's keys (``relay.server.codenames.derive_keys``: a
+bounded admission that answers "busy, try again in a minute" rather than make
+anyone wait, and a five-minute cache so that one source's reading, download
+and delete derive once), reads the ring's slots straight from the store, decrypts
 and checks each reply in memory (``open_reply``: MAC first, then conversation,
 slot and entries), and answers a page labelled as decrypted by the server.
 
@@ -30,8 +32,7 @@ from aiohttp import web
 
 from relay.activity import activity
 from relay.config import Config
-from relay.conversation.codename import Codename
-from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
+from relay.conversation.derivation import ConversationKeys
 from relay.conversation.identity import open_reply
 from relay.conversation.reply import Reply, ReplyError, ReplyLimits
 from relay.conversation.slots import delete_token, slot_tag
@@ -39,7 +40,7 @@ from relay.digits import parse_ascii_decimal
 from relay.server.appkeys import CONFIG, STORE
 from relay.server.codenames import (
     CODENAME_FIELD,
-    derivation_slot,
+    derive_keys,
     relay_salt,
     require_typed_codename,
 )
@@ -185,22 +186,15 @@ def _slot_field(form: dict[str, str], ring_size: int) -> int:
     return slot
 
 
-async def _derive_keys(request: web.Request, codename: Codename) -> ConversationKeys:
-    """The keys of a folded codename (the caller holds a derivation slot)."""
-    salt = relay_salt(request.app)
-    return await asyncio.to_thread(derive_conversation_keys, codename, salt)
-
-
 async def _render_replies(
     request: web.Request, form: dict[str, str], *, deleted: bool = False
 ) -> web.Response:
     config, store = request.app[CONFIG], request.app[STORE]
     codename = require_typed_codename(form.get(CODENAME_FIELD, ""))
-    async with derivation_slot(request.app):
-        keys = await _derive_keys(request, codename)
-        if deleted:
-            await _delete(store, keys, _slot_field(form, config.reply_ring_size))
-        reading = await asyncio.to_thread(read_ring, store, keys, config)
+    keys = await derive_keys(request, codename)
+    if deleted:
+        await _delete(store, keys, _slot_field(form, config.reply_ring_size))
+    reading = await asyncio.to_thread(read_ring, store, keys, config)
     return render_page(
         request,
         "replies.html",
@@ -246,12 +240,11 @@ async def download_attachment(request: web.Request) -> web.Response:
     slot = _slot_field(form, config.reply_ring_size)
     name = form.get("name", "")
     codename = require_typed_codename(form.get(CODENAME_FIELD, ""))
-    async with derivation_slot(request.app):
-        keys = await _derive_keys(request, codename)
-        try:
-            reply = await asyncio.to_thread(_read_slot, store, keys, slot, config)
-        except ReplyError:
-            reply = None
+    keys = await derive_keys(request, codename)
+    try:
+        reply = await asyncio.to_thread(_read_slot, store, keys, slot, config)
+    except ReplyError:
+        reply = None
     wanted = [item for item in (reply.attachments if reply else ()) if item.name == name]
     if not wanted:
         raise SourceProblem(REPLY_FILE_GONE)

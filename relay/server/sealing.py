@@ -64,8 +64,8 @@ class ReceivedSubmission:
     attachments: list[ReceivedAttachment] = field(default_factory=list)
     codename: Codename | None = field(default=None, repr=False)
     """The codename typed or kept in the form, until it is turned into ``conversation``."""
-    conversation: dict[str, str] | None = field(default=None, repr=False)
-    """``ReplyKeys.to_fields()`` for a tip that opens or continues a conversation."""
+    conversation: dict[str, object] | None = field(default=None, repr=False)
+    """``codename_fields()`` for a tip that opens or continues a conversation."""
 
     @property
     def is_empty(self) -> bool:

@@ -6,7 +6,9 @@ temporary file). The message stays in memory (it is small and bounded),
 and so do attachments while the submission's attachments total at most
 ``IN_MEMORY_ATTACHMENT_BYTES``; beyond that each is spooled through an
 ``EphemeralSpool`` (encrypted on disk), because the tar header needs its size
-before its data. Then ``sealing.seal_submission`` turns it into one age file
+before its data. A codename (a tip that opens or continues a conversation) is
+sealed as its 7 word indices, not derived: the relay acknowledges a tip without
+spending a derivation on it. Then ``sealing.seal_submission`` turns it into one age file
 in a worker thread, holding one of ``max_concurrent_submissions`` sealing
 slots (receiving holds none: a body that trickles in is cut off by
 ``upload_pace.body_pace`` instead), and the source is sent to the receipt page
@@ -41,6 +43,7 @@ from aiohttp.multipart import (
 from relay.activity import activity
 from relay.config import Config
 from relay.conversation.codename import Codename
+from relay.conversation.derivation import codename_fields
 from relay.crypto.openpgp_gpg import GpgError
 from relay.crypto.spool import EphemeralSpool
 from relay.errors import StorageFullError
@@ -50,7 +53,6 @@ from relay.server.appkeys import CONFIG, KEYRING, RECEIVE_MEMORY, STORE, SUBMISS
 from relay.server.codenames import (
     CODENAME_FIELD,
     CODENAME_FIELD_MAX_BYTES,
-    derive_keys,
     read_typed_codename,
     relay_salt,
 )
@@ -153,9 +155,12 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
         if submission.is_empty:
             raise SourceProblem(EMPTY_SUBMISSION)
         if submission.codename is not None:
-            keys = await derive_keys(request.app, submission.codename)
+            # No derivation here: the codename's indices are sealed to the team,
+            # whose offline machine derives (docs/conversations.md section 4).
+            submission.conversation = codename_fields(
+                submission.codename, relay_salt(request.app)
+            )
             submission.codename = None
-            submission.conversation = keys.reply_keys().to_fields()
         _check_free_disk(config, needed=sum(a.body.size for a in submission.attachments))
         async with _sealing_slot(request, config):
             recipients = request.app[KEYRING].sealing_recipients()

@@ -1,5 +1,5 @@
 // Test helper: runs relay/web/js/tar.js under node on the inputs described by
-// the JSON file in argv[2] ({message, language, day, files: [{name, path}]})
+// the JSON file in argv[2] ({message, language, day, files: [{name, path}], conversation?})
 // and writes the padded archive to stdout, so that Python can compare it with
 // relay.container's bytes.
 import { openAsBlob } from "node:fs";
@@ -18,6 +18,7 @@ const plan = planSubmission({
   language: spec.language,
   day: spec.day,
   sealedBy: spec.sealed_by ?? "browser",
+  conversation: spec.conversation ?? null,
 });
 let total = 0;
 for await (const piece of submissionStream(plan)) {

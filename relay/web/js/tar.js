@@ -4,7 +4,8 @@
 //
 //   message.txt       header, UTF-8 text, zeros to the next 512-byte block
 //   files/<name>      per attachment: [pax header,] header, data, zeros to the block
-//   submission.json   header, JSON (keys sorted, 2-space indent, final newline), zeros
+//   submission.json   header, JSON (keys sorted, 2-space indent), spaces and a newline
+//                     to META_PADDED_BYTES (so one-off and conversation tips match)
 //   end of archive    two zero blocks
 //   Padmé padding     zeros up to padmeLength(length so far)
 //
@@ -18,6 +19,8 @@ import { padmeLength } from "./padme.js";
 
 export const BLOCK_SIZE = 512;
 export const FORMAT_VERSION = 1;
+/** Every submission.json is this long (relay/container/writer.py META_PADDED_BYTES). */
+export const META_PADDED_BYTES = 1024;
 const NAME_FIELD_BYTES = 100;
 const MAX_OCTAL_SIZE = 8 ** 11 - 1;
 const PAX_HEADER_NAME = "././@PaxHeader";
@@ -102,7 +105,8 @@ export function fileHeader(path, size) {
 }
 
 /**
- * The text of submission.json: Python's json.dumps(..., indent=2, sort_keys=True) + "\n".
+ * The text of submission.json: Python's json.dumps(..., indent=2, sort_keys=True),
+ * then spaces and "\n" up to META_PADDED_BYTES (relay/container/writer.py meta_json).
  * `conversation` (conversation/derive.js conversationFields) is added when given.
  */
 export function submissionJson({ language, sealedBy, day, conversation = null }) {
@@ -112,7 +116,12 @@ export function submissionJson({ language, sealedBy, day, conversation = null })
   if (!/^\d{4}-\d{2}-\d{2}$/.test(day)) throw new Error(`the day ${day} is not YYYY-MM-DD`);
   const meta = { day, format_version: FORMAT_VERSION, language, sealed_by: sealedBy };
   if (conversation) meta.conversation = conversation;
-  return JSON.stringify(sortedKeys(meta), null, 2) + "\n";
+  const text = JSON.stringify(sortedKeys(meta), null, 2);
+  const length = encoder.encode(text).length;
+  if (length + 1 > META_PADDED_BYTES) {
+    throw new Error(`submission.json would exceed ${META_PADDED_BYTES} bytes`);
+  }
+  return text + " ".repeat(META_PADDED_BYTES - 1 - length) + "\n";
 }
 
 /** A copy of a JSON object with its keys (and its objects' keys) in sorted order. */
