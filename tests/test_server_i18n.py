@@ -54,3 +54,13 @@ def test_language_choice_ignores_unknown_codes() -> None:
     assert i18n.choose_language("uk", "ru") == "uk"
     assert i18n.choose_language("de", "en") == "en"
     assert i18n.choose_language(None, "ru") == "ru"
+
+
+@pytest.mark.parametrize("language", sorted(i18n.LANGUAGES))
+def test_each_catalog_names_each_text_once(language: str) -> None:
+    """Branches that each add texts merge into one catalog: a text twice is a merge slip
+    (gettext keeps one of the two translations, silently)."""
+    catalog = (i18n.LOCALE_DIR / language / "LC_MESSAGES" / "messages.po").read_text()
+    ids = re.findall(r'^msgid ((?:".*"\n)+)', catalog, flags=re.MULTILINE)
+    repeated = sorted({text for text in ids if ids.count(text) > 1})
+    assert not repeated, f"{language}: texts listed more than once: {repeated}"
