@@ -4,6 +4,7 @@ whose printed commands really read what was submitted."""
 from __future__ import annotations
 
 import asyncio
+import shlex
 import signal
 import subprocess
 import sys
@@ -62,7 +63,14 @@ def test_demo_sets_up_a_labelled_relay_and_its_printed_stock_commands_read_submi
     printed = (tmp_path / "out.txt").read_text()
     assert "THROWAWAY DEMO" in printed and "#####" in printed
     assert f"http://127.0.0.1:{port}/" in printed
-    assert "tiprelay pull --server" in printed and "tiprelay decrypt -i" in printed
+    # The printed commands name the installed tiprelay, quoted as a shell needs it
+    # wherever the checkout is (a folder with spaces, say).
+    commands = [shlex.split(line) for line in printed.splitlines()
+                if " pull --server " in line or " decrypt -i " in line]  # fmt: skip
+    assert [(Path(argv[0]).name, argv[1]) for argv in commands] == [
+        ("tiprelay", "pull"),
+        ("tiprelay", "decrypt"),
+    ], printed
     identity = (directory / "identity.txt").read_text()
     assert "AGE-SECRET-KEY-1" in identity
     assert (directory / "identity.txt").stat().st_mode & 0o077 == 0
