@@ -1,10 +1,11 @@
 """Archive bombs against `tiprelay decrypt BUNDLE` (and `--scrub`): disk written, time, leftovers.
 
 For each bomb of fuzz/bombs.py, sent as one tip, runs a real `tiprelay decrypt`
-with TMPDIR set to a fresh folder, measures every 10 ms the bytes in TMPDIR
-and in OUT (less the decrypted tip itself: what the source sent), and prints
-the peak, the time, and what is left in TMPDIR and in OUT's private folders
-afterwards.
+with TMPDIR set to a fresh folder, and prints: the bytes it and its children
+(mat2) wrote to disk (the kernel's count of pages they dirtied, getrusage's
+ru_oublock, so files deleted since count too), the peak of what TMPDIR and OUT
+held, sampled every 10 ms (less the decrypted tip itself: what the source
+sent), the time, and what is left in TMPDIR and in OUT's private folders.
 
     .venv/bin/python bench/bombs.py                      # this checkout, default limit
     .venv/bin/python bench/bombs.py --scrub --cap 268435456
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -85,10 +87,13 @@ def run_case(name: str, attachments: list[tuple[str, bytes]], args: argparse.Nam
 
         watcher = threading.Thread(target=watch)
         watcher.start()
+        blocks_before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_oublock
         started = time.monotonic()
+        # cwd: the scratch folder, so that ``-c`` finds no relay/ in the current folder.
         result = subprocess.run(command, env=environment, capture_output=True, text=True,
-                                timeout=3600)
+                                cwd=folder, timeout=3600)
         elapsed = time.monotonic() - started
+        written = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_oublock - blocks_before) * 512
         done.set()
         watcher.join()
         left_tmp = _size(tmp, set())
@@ -96,7 +101,8 @@ def run_case(name: str, attachments: list[tuple[str, bytes]], args: argparse.Nam
         left_work = [p.name for p in out.glob(".*")] if out.is_dir() else []
         marked = [line for line in result.stdout.splitlines() if "METADATA" in line]
         print(f"{name}: {sum(len(d) for _, d in attachments)} bytes sent; "
-              f"exit {result.returncode}, {elapsed:.1f} s, peak {peak / 2**20:.0f} MiB written; "
+              f"exit {result.returncode}, {elapsed:.1f} s, wrote {written / 2**20:.0f} MiB "
+              f"(peak {peak / 2**20:.0f} MiB on disk); "
               f"left in TMPDIR: {left_tmp} bytes in {left_files} file(s); "
               f"left in OUT: {left_work or 'nothing'}")
         for line in marked:

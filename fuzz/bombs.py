@@ -7,6 +7,7 @@ and scrubbing. Each is a few KB however much it unpacks to:
   45 MiB of zeros into an 81-byte stream and every bzip2 reader (Python's,
   GNU tar's, mat2's) reads concatenated streams as one, so the bomb is made
   from copies of one stream: gigabytes in milliseconds;
+- ``tar_bz2_files``: the same spread over many files, none of them large;
 - ``tar_of_bombs``: a plain tar holding several of those (tar in tar), each
   under a per-file limit, together far over it;
 - ``zip_of_zips``: zips inside a zip, each inner member deflated zeros;
@@ -70,6 +71,13 @@ def tar_bz2_bomb(unpacked: int, name: str = "zeros.bin") -> bytes:
     assert unpacked % 512 == 0
     # After the header everything is zeros: the file, then the two end blocks.
     return _bz2_of(_tar_header(name, unpacked), unpacked + 2 * 512)
+
+
+def tar_bz2_files(count: int, each: int) -> bytes:
+    """A tar.bz2 of ``count`` files of ``each`` zero bytes (a multiple of 512), none of them big."""
+    assert each % 512 == 0
+    parts = [_bz2_of(_tar_header(f"zeros-{number}.bin", each), each) for number in range(count)]
+    return b"".join(parts) + bz2.compress(bytes(2 * 512), 9)
 
 
 def _plain_tar(members: list[tuple[str, bytes]]) -> bytes:

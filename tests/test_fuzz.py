@@ -30,6 +30,7 @@ RUNS = {
     "stream": 600,
     "upload_check": 5_000,
     "tar": 1_000,
+    "unpacked": 1_000,
     "tus_headers": 50_000,
     "multipart": 2_500,
     "openpgp_packets": 20_000,
