@@ -48,11 +48,8 @@ def _bz2_zeros(count: int) -> bytes:
 
 def _bz2_of(prefix: bytes, zeros: int) -> bytes:
     """bzip2 of ``prefix`` then ``zeros`` zero bytes, as concatenated streams."""
-    first = min(zeros, _BZ2_RUN)
-    parts = [bz2.compress(prefix + bytes(first), 9)]
-    zeros -= first
     whole, rest = divmod(zeros, _BZ2_RUN)
-    parts.append(_bz2_zeros(_BZ2_RUN) * whole)
+    parts = [bz2.compress(prefix, 9), _bz2_zeros(_BZ2_RUN) * whole]
     if rest:
         parts.append(_bz2_zeros(rest))
     return b"".join(parts)

@@ -284,6 +284,7 @@ def _scrub_one(
     original_hash = _sha256(original)
 
     def refused(problem: str, still: tuple[str, ...] = ()) -> FileScrub:
+        problem = problem.removeprefix("not inspected: ")  # NOT CLEANED says it already
         return FileScrub(relative, NOT_CLEANED, original_hash, still_present=still, problem=problem)
 
     size = original.stat().st_size

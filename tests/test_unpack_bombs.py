@@ -230,14 +230,14 @@ def _decrypt(tmp_path: Path, bundle: Path, identity: Path, *extra: str) -> tuple
 
 BOMBS = {
     "evidence.tar": lambda: bombs.tar_bz2_bomb(256 * MiB),
-    "spread.tar.bz2": lambda: bombs.tar_bz2_files(8, 16 * MiB),
-    "parts.tar": lambda: bombs.tar_of_bombs(4, 16 * MiB),
-    "parts.tar.gz": lambda: bombs.tar_of_bombs(4, 16 * MiB, "gz"),
-    "parts.tar.bz2": lambda: bombs.tar_of_bombs(4, 16 * MiB, "bz2"),
-    "parts.tar.xz": lambda: bombs.tar_of_bombs(4, 16 * MiB, "xz"),
-    "inner.zip": lambda: bombs.zip_of_zips(4, 16 * MiB),
-    "report.docx": lambda: bombs.office_bomb("docx", 4, 16 * MiB),
-    "report.odt": lambda: bombs.office_bomb("odt", 4, 16 * MiB),
+    "spread.tar.bz2": lambda: bombs.tar_bz2_files(8, 4 * MiB),
+    "parts.tar": lambda: bombs.tar_of_bombs(4, 8 * MiB),
+    "parts.tar.gz": lambda: bombs.tar_of_bombs(4, 8 * MiB, "gz"),
+    "parts.tar.bz2": lambda: bombs.tar_of_bombs(4, 8 * MiB, "bz2"),
+    "parts.tar.xz": lambda: bombs.tar_of_bombs(4, 8 * MiB, "xz"),
+    "inner.zip": lambda: bombs.zip_of_zips(4, 8 * MiB),
+    "report.docx": lambda: bombs.office_bomb("docx", 4, 8 * MiB),
+    "report.odt": lambda: bombs.office_bomb("odt", 4, 8 * MiB),
 }
 
 
@@ -256,7 +256,7 @@ def test_decrypt_marks_every_bomb_writes_nothing_outside_out_and_still_decrypts(
     os.utime(stale, (0, 0))
 
     started = time.monotonic()
-    status, output = _decrypt(tmp_path, bundle, identity, "--max-unpacked-total", str(48 * MiB))
+    status, output = _decrypt(tmp_path, bundle, identity, "--max-unpacked-total", str(24 * MiB))
     elapsed = time.monotonic() - started
 
     assert status == 0, output
@@ -309,7 +309,7 @@ def test_the_limit_holds_in_total_over_attachments_and_tips(tmp_path: Path) -> N
 @pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_decrypt_stopped_mid_inspection_leaves_nothing(tmp_path: Path, number: int) -> None:
     bundle, identity, (tip_id,) = bombs.tip_bundle(
-        tmp_path, [[("big.tar", bombs.tar_bz2_files(24, 16 * MiB))]])
+        tmp_path, [[("big.tar", bombs.tar_bz2_files(12, 16 * MiB))]])
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     tmp.mkdir()
     env = {**os.environ, "TMPDIR": str(tmp)}
