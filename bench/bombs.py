@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fuzz import bombs
 
 CASES: dict[str, Callable[[], list[tuple[str, bytes]]]] = {
-    "tar.bz2, 2 GiB of zeros (as reported)": lambda: [
-        ("evidence.tar", bombs.tar_bz2_bomb(2 << 30))],
+    "tar.bz2, 2 GiB of zeros": lambda: [("evidence.tar", bombs.tar_bz2_bomb(2 << 30))],
+    "tar.bz2, 2 GiB and 512 bytes of zeros (as reported)": lambda: [
+        ("evidence.tar", bombs.tar_bz2_bomb((2 << 30) + 512))],
     "tar of 8 tar.bz2 of 64 MiB each": lambda: [
         ("parts.tar", bombs.tar_of_bombs(8, 64 << 20))],
     "tar.xz of 6 tar.bz2 of 256 MiB": lambda: [

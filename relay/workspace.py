@@ -169,7 +169,13 @@ class Workspace:
     ) -> RunResult:
         """Run ``args`` within what is left of the budget; charged max(estimate, growth)."""
         allowance = self.remaining
-        start_size = self.size()
+
+        def written_here() -> int:
+            # What mat2 prints goes to an anonymous file: no name to walk to, but counted.
+            printed = os.fstat(output.fileno()).st_size if output is not None else 0
+            return self.size() + printed
+
+        start_size = written_here()
 
         def child_setup() -> None:
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
@@ -202,7 +208,7 @@ class Workspace:
                         break
                     except subprocess.TimeoutExpired:
                         pass
-                    grown = max(grown, self.size() - start_size)
+                    grown = max(grown, written_here() - start_size)
                     if grown > allowance:
                         problem = self.over_budget("write")
                     elif time.monotonic() > deadline:
@@ -214,7 +220,7 @@ class Workspace:
             except BaseException:
                 _kill_group(process)
                 raise
-        grown = max(grown, self.size() - start_size)
+        grown = max(grown, written_here() - start_size)
         if not problem and (grown > allowance or status == -signal.SIGXFSZ):
             problem = self.over_budget("write")
         self.charge(max(estimate, grown))
