@@ -23,12 +23,13 @@ import tarfile
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from fuzz import bombs
-from relay.unpacking import MAX_DEPTH, measure_unpacked
+from relay.unpacking import MAX_DEPTH, Unpacked, measure_unpacked
 from relay.workspace import DEFAULT_TOTAL, WORK_PREFIX, Workspace, remove_stale_workspaces
 from tests import support_metadata as fixtures
 from tests.support_process import run, spawned
@@ -37,7 +38,7 @@ from tests.support_reviewer import TIPRELAY
 MiB = 1 << 20
 
 
-def _measure(tmp_path: Path, name: str, data: bytes, limit: int) -> tuple[object, float]:
+def _measure(tmp_path: Path, name: str, data: bytes, limit: int) -> tuple[Unpacked, float]:
     path = tmp_path / name
     path.write_bytes(data)
     spool = tmp_path / "spool"
@@ -51,7 +52,7 @@ def _measure(tmp_path: Path, name: str, data: bytes, limit: int) -> tuple[object
 
 # --- measure_unpacked ------------------------------------------------------------------
 
-EXACT = {
+EXACT: dict[str, tuple[Callable[[], bytes], int | None]] = {
     # name: (data, what mat2 unpacks it to: members, nested members again, tar headers)
     "one.tar.bz2": (lambda: bombs.tar_bz2_bomb(8 * MiB), 8 * MiB + 3 * 512),
     "many.tar.bz2": (lambda: bombs.tar_bz2_files(4, 2 * MiB), 8 * MiB + 6 * 512),
@@ -72,8 +73,8 @@ def test_every_kind_of_archive_is_counted_with_what_it_holds_inside(
     make, exact = EXACT[name]
     data = make()
     result, _ = _measure(tmp_path, name, data, 1 << 40)
-    assert result.problem == "" and not result.over_limit  # type: ignore[attr-defined]
-    size = result.size  # type: ignore[attr-defined]
+    assert result.problem == "" and not result.over_limit
+    size = result.size
     if exact is not None:
         assert size == exact
     # Every nested archive's zeros are counted: three members of 2 MiB each, at least.
@@ -85,8 +86,8 @@ def test_every_kind_of_archive_is_counted_with_what_it_holds_inside(
 def test_counting_stops_at_the_limit(tmp_path: Path, name: str) -> None:
     make, _ = EXACT[name]
     result, elapsed = _measure(tmp_path, name, make(), 3 * MiB)
-    assert result.over_limit  # type: ignore[attr-defined]
-    assert result.size <= 4 * MiB  # type: ignore[attr-defined]
+    assert result.over_limit
+    assert result.size <= 4 * MiB
     assert elapsed < 10
 
 
@@ -94,7 +95,7 @@ def test_the_default_limit_stops_a_5_gib_bomb_at_its_first_header(tmp_path: Path
     data = bombs.tar_bz2_bomb(5 << 30)
     assert len(data) < 10_000
     result, elapsed = _measure(tmp_path, "evidence.tar", data, DEFAULT_TOTAL)
-    assert result.over_limit  # type: ignore[attr-defined]
+    assert result.over_limit
     assert elapsed < 5
 
 
@@ -102,7 +103,7 @@ def test_what_is_no_archive_counts_nothing(tmp_path: Path) -> None:
     for name, data in (("photo.jpg", fixtures.jpeg_with_gps_and_serial()),
                        ("random.bin", os.urandom(5000)), ("notes.gz", b"\x1f\x8bnot really")):
         result, _ = _measure(tmp_path, name, data, 1 << 30)
-        assert (result.size, result.problem) == (0, ""), name  # type: ignore[attr-defined]
+        assert (result.size, result.problem) == (0, ""), name
 
 
 def _nested_tar(depth: int) -> bytes:
@@ -119,9 +120,9 @@ def _nested_tar(depth: int) -> bytes:
 
 def test_hostile_structures_are_problems_not_crashes(tmp_path: Path) -> None:
     fine, _ = _measure(tmp_path, "deep.tar", _nested_tar(MAX_DEPTH), 1 << 30)
-    assert fine.problem == ""  # type: ignore[attr-defined]
+    assert fine.problem == ""
     deep, _ = _measure(tmp_path, "deeper.tar", _nested_tar(MAX_DEPTH + 1), 1 << 30)
-    assert "nested more than" in deep.problem  # type: ignore[attr-defined]
+    assert "nested more than" in deep.problem
 
     pax = io.BytesIO()
     with tarfile.open(fileobj=pax, mode="w", format=tarfile.PAX_FORMAT) as archive:
@@ -129,18 +130,18 @@ def test_hostile_structures_are_problems_not_crashes(tmp_path: Path) -> None:
         info.pax_headers = {"comment": "x" * (2 * MiB)}
         archive.addfile(info, io.BytesIO(b""))
     header, _ = _measure(tmp_path, "pax.tar", pax.getvalue(), 1 << 30)
-    assert "extension header" in header.problem  # type: ignore[attr-defined]
+    assert "extension header" in header.problem
 
     many = io.BytesIO()
     with zipfile.ZipFile(many, "w") as archive:
         for number in range(20_001):
             archive.writestr(f"{number}", b"")
     crowded, _ = _measure(tmp_path, "many.zip", many.getvalue(), 1 << 30)
-    assert "more than 20000" in crowded.problem  # type: ignore[attr-defined]
+    assert "more than 20000" in crowded.problem
 
     cut = bombs.tar_of_bombs(2, MiB, "gz")[:-40]
     broken, _ = _measure(tmp_path, "cut.tar.gz", cut, 1 << 30)
-    assert "cannot be read" in broken.problem  # type: ignore[attr-defined]
+    assert "cannot be read" in broken.problem
 
 
 def _files_under(folder: Path) -> dict[str, int]:
@@ -228,7 +229,7 @@ def _decrypt(tmp_path: Path, bundle: Path, identity: Path, *extra: str) -> tuple
     return result.returncode, result.stdout + result.stderr
 
 
-BOMBS = {
+BOMBS: dict[str, Callable[[], bytes]] = {
     "evidence.tar": lambda: bombs.tar_bz2_bomb(256 * MiB),
     "spread.tar.bz2": lambda: bombs.tar_bz2_files(8, 4 * MiB),
     "parts.tar": lambda: bombs.tar_of_bombs(4, 8 * MiB),
@@ -326,6 +327,7 @@ def test_a_decrypt_stopped_mid_inspection_leaves_nothing(tmp_path: Path, number:
         assert writing, "mat2 never started unpacking"
         process.send_signal(number)
         status = process.wait(timeout=30)
+        assert process.stdout is not None
         output = process.stdout.read().decode()
     assert status != 0, output
     assert list(tmp.iterdir()) == []
