@@ -386,3 +386,19 @@ def test_the_limit_is_an_option_of_both_commands_with_the_documented_default() -
         text = " ".join(result.stdout.split())
         assert "--max-unpacked-total" in text
         assert f"default: {DEFAULT_TOTAL}" in text
+
+
+def test_the_reported_bomb_under_the_default_limit_costs_nothing(tmp_path: Path) -> None:
+    # 3.8 KB: a tar.bz2 of 2 GiB and 512 bytes of zeros, which left 2 GiB in /tmp.
+    evidence = bombs.tar_bz2_bomb((2 << 30) + 512)
+    bundle, identity, (tip_id,) = bombs.tip_bundle(tmp_path, [[("evidence.tar", evidence)]])
+    started = time.monotonic()
+    status, output = _decrypt(tmp_path, bundle, identity)
+    elapsed = time.monotonic() - started
+    assert status == 0, output
+    assert f"METADATA: {tip_id} evidence.tar: NOT INSPECTED: it would unpack to more than the " \
+           "2.0 GiB limit on what inspection may unpack in one run (--max-unpacked-total)" \
+           in output
+    assert elapsed < 30
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert not list((tmp_path / "out").glob(".*"))
