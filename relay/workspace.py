@@ -15,7 +15,8 @@ So for one whole ``tiprelay decrypt`` or ``tiprelay scrub`` run:
 - ``run`` starts mat2 in its own process group with ``RLIMIT_FSIZE`` at what
   is left of the budget, and a watchdog measures the folder every
   ``POLL_SECONDS``: past what is left (nested unpacking spreads over many
-  files) or past its time limit, mat2's whole process group is killed.
+  files) or past its time limit, mat2's whole process group is killed. mat2
+  also dies with us (PR_SET_PDEATHSIG), even if we are SIGKILLed.
 
 Offline code: nothing here imports aiohttp (import-linter checks it).
 """
@@ -23,6 +24,7 @@ Offline code: nothing here imports aiohttp (import-linter checks it).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import resource
@@ -45,6 +47,8 @@ DEFAULT_TOTAL = 2 << 30
 """The default of that limit: bytes inspection and scrubbing may unpack and write in one run."""
 POLL_SECONDS = 0.02
 _LOCK = "lock"
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl  # looked up here: the child only calls it
 _STALE_UNLOCKED_SECONDS = 60  # a folder made but not yet locked is another run's, starting
 
 
@@ -177,9 +181,15 @@ class Workspace:
 
         start_size = written_here()
 
+        parent = os.getpid()
+
         def child_setup() -> None:
             for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
                 signal.signal(number, signal.SIG_DFL)
+            # Killed with us even by SIGKILL: no watchdog would be left to stop it.
+            _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.getppid() != parent:
+                os._exit(1)
             resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
             resource.setrlimit(resource.RLIMIT_FSIZE, (allowance, allowance))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -306,44 +306,78 @@ def test_the_limit_holds_in_total_over_attachments_and_tips(tmp_path: Path) -> N
     assert peak.bytes - sent < 32 * MiB
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
-def test_a_decrypt_stopped_mid_inspection_leaves_nothing(tmp_path: Path, number: int) -> None:
+def _wait_until_mat2_unpacks(out: Path, process: subprocess.Popen[bytes]) -> None:
+    """Until a file over 1 MiB grows in the private folder's TMPDIR (mat2 at work)."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        for path in out.glob(f"{WORK_PREFIX}*/tmp/*/*"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_size > MiB:
+                    return
+        time.sleep(0.02)
+    raise AssertionError("mat2 never started unpacking")
+
+
+def _processes_working_in(folder: Path) -> list[str]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "cwd").startswith(str(folder)):
+                    found.append(entry.name)
+    return found
+
+
+def _start_decrypt(tmp_path: Path) -> tuple[list[str | Path], dict[str, str], Path, Path]:
     bundle, identity, (tip_id,) = bombs.tip_bundle(
         tmp_path, [[("big.tar", bombs.tar_bz2_files(12, 16 * MiB))]])
     out, tmp = tmp_path / "out", tmp_path / "tmp"
     tmp.mkdir()
-    env = {**os.environ, "TMPDIR": str(tmp)}
-    with spawned([TIPRELAY, "decrypt", "-i", identity, bundle, "-o", out,
-                  "--max-unpacked-total", str(2 << 30)],
-                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # until mat2 is unpacking in the private folder
-            writing = [path for path in out.glob(f"{WORK_PREFIX}*/tmp/*/*")
-                       if path.is_file() and path.stat().st_size > MiB]
-            if writing or process.poll() is not None:
-                break
-            time.sleep(0.02)
-        assert writing, "mat2 never started unpacking"
+    argv: list[str | Path] = [TIPRELAY, "decrypt", "-i", identity, bundle, "-o", out,
+                              "--max-unpacked-total", str(2 << 30)]
+    return argv, {**os.environ, "TMPDIR": str(tmp)}, out, out / f"2026-03-04-{tip_id}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_decrypt_stopped_mid_inspection_leaves_nothing(tmp_path: Path, number: int) -> None:
+    argv, env, out, tip = _start_decrypt(tmp_path)
+    with spawned(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        _wait_until_mat2_unpacks(out, process)
         process.send_signal(number)
         status = process.wait(timeout=30)
         assert process.stdout is not None
         output = process.stdout.read().decode()
     assert status != 0, output
-    assert list(tmp.iterdir()) == []
+    assert list((tmp_path / "tmp").iterdir()) == []
     assert not list(out.glob(f"{WORK_PREFIX}*")), output
-    # mat2 was stopped with it: no process works in OUT any more.
-    working_in_out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cwd = os.readlink(entry / "cwd")
-            except OSError:
-                continue
-            if cwd.startswith(str(out)):
-                working_in_out.append(entry.name)
-    assert working_in_out == []
-    assert (out / f"2026-03-04-{tip_id}" / "files" / "big.tar").is_file()
+    assert _processes_working_in(out) == []  # mat2 was stopped with it
+    assert (tip / "files" / "big.tar").is_file()
+
+
+@pytest.mark.slow
+def test_mat2_dies_with_a_killed_decrypt_and_the_next_run_removes_its_folder(
+    tmp_path: Path,
+) -> None:
+    argv, env, out, tip = _start_decrypt(tmp_path)
+    with spawned(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as process:
+        _wait_until_mat2_unpacks(out, process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _processes_working_in(out) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _processes_working_in(out) == []
+    # mat2 was killed mid-way, with its parent: had it lived on, it would have
+    # finished and removed its own folder in TMPDIR; nobody removed ours.
+    assert list(out.glob(f"{WORK_PREFIX}*/tmp/*"))
+
+    result = run(argv, capture_output=True, text=True, env=env)  # the tip: already decrypted
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not list(out.glob(f"{WORK_PREFIX}*"))
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert (tip / "files" / "big.tar").is_file()
 
 
 @pytest.mark.slow
