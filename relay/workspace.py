@@ -231,7 +231,9 @@ class Workspace:
                 _kill_group(process)
                 raise
         grown = max(grown, written_here() - start_size)
-        if not problem and (grown > allowance or status == -signal.SIGXFSZ):
+        # Past the file-size limit: SIGXFSZ, or (Python ignores it) a failed write.
+        if not problem and (grown > allowance or (status != 0 and grown >= allowance)
+                            or status == -signal.SIGXFSZ):
             problem = self.over_budget("write")
         self.charge(max(estimate, grown))
         self.clear_tmp()

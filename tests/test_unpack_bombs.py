@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -200,6 +201,17 @@ def test_a_real_tar_writing_past_the_budget_is_stopped(tmp_path: Path, spread: b
     assert peak.bytes < budget + 160 * MiB
     assert result.written >= budget if spread else result.written <= budget
     assert list(out.iterdir()) == []
+
+
+def test_a_python_writer_past_the_budget_is_reported_as_over_it(tmp_path: Path) -> None:
+    # mat2 is Python, which ignores SIGXFSZ: its write fails instead, at the limit exactly.
+    write = "open('zeros', 'wb').write(bytes(256 << 20))"
+    with Workspace(tmp_path / "out", 32 * MiB) as workspace:
+        result = workspace.run([sys.executable, "-c", write], workspace.tmp, estimate=0,
+                               timeout_seconds=60, memory_bytes=2 << 30)
+        assert "it would write more than" in result.problem, result
+        assert result.written <= 32 * MiB
+        assert list(workspace.tmp.iterdir()) == []
 
 
 def test_leftovers_of_a_crashed_run_are_removed_but_not_a_running_ones(tmp_path: Path) -> None:
