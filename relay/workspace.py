@@ -199,6 +199,7 @@ class Workspace:
             environment[name] = str(self.tmp)
         grown = 0
         problem = ""
+        deadline = time.monotonic() + timeout_seconds
         with subprocess.Popen(
             args,
             cwd=cwd,
@@ -210,8 +211,7 @@ class Workspace:
             start_new_session=True,
             restore_signals=True,
         ) as process:
-            deadline = time.monotonic() + timeout_seconds
-            try:
+            try:  # at once: whatever stops us (Ctrl-C) kills mat2's group first
                 while True:
                     try:
                         status = process.wait(timeout=POLL_SECONDS)
