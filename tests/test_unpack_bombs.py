@@ -214,6 +214,17 @@ def test_a_python_writer_past_the_budget_is_reported_as_over_it(tmp_path: Path) 
         assert list(workspace.tmp.iterdir()) == []
 
 
+def test_a_run_past_its_time_limit_is_stopped_with_its_children(tmp_path: Path) -> None:
+    with Workspace(tmp_path / "out", MiB) as workspace:
+        started = time.monotonic()
+        result = workspace.run(["sh", "-c", "sleep 60 & sleep 60"], workspace.tmp, estimate=0,
+                               timeout_seconds=1, memory_bytes=1 << 30)
+        elapsed = time.monotonic() - started
+    assert result.problem == "it took more than 1 s; stopped"
+    assert elapsed < 10
+    assert _processes_working_in(tmp_path) == []
+
+
 def test_leftovers_of_a_crashed_run_are_removed_but_not_a_running_ones(tmp_path: Path) -> None:
     crashed = tmp_path / f"{WORK_PREFIX}crashed"
     (crashed / "tmp").mkdir(parents=True)
