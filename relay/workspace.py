@@ -133,9 +133,9 @@ class Workspace:
     def over_budget(self, what: str) -> str:
         """The problem to report for a file whose unpacking the budget does not allow."""
         limit = f"the {human_size(self.total)} limit on what inspection may unpack in one run"
-        if self.spent == 0:
-            return f"not inspected: it would {what} more than {limit} ({LIMIT_OPTION})"
         left = self.remaining
+        if human_size(left) == human_size(self.total):  # nothing, or next to nothing, spent
+            return f"not inspected: it would {what} more than {limit} ({LIMIT_OPTION})"
         if left == 0:
             return f"not inspected: {limit} is used up ({LIMIT_OPTION})"
         return (f"not inspected: it would {what} more than {human_size(left)}, what is left of "
