@@ -266,7 +266,7 @@ BOMBS: dict[str, Callable[[], bytes]] = {
 
 
 @pytest.mark.slow
-def test_decrypt_marks_every_bomb_writes_nothing_outside_out_and_still_decrypts(
+def test_decrypt_and_scrub_mark_every_bomb_write_nothing_outside_out_and_still_decrypt(
     tmp_path: Path,
 ) -> None:
     attachments = [(name, make()) for name, make in BOMBS.items()]
@@ -280,10 +280,11 @@ def test_decrypt_marks_every_bomb_writes_nothing_outside_out_and_still_decrypts(
     os.utime(stale, (0, 0))
 
     started = time.monotonic()
-    status, output = _decrypt(tmp_path, bundle, identity, "--max-unpacked-total", str(24 * MiB))
+    status, output = _decrypt(tmp_path, bundle, identity, "--scrub",
+                              "--max-unpacked-total", str(24 * MiB))
     elapsed = time.monotonic() - started
 
-    assert status == 0, output
+    assert status == 1, output  # not every file could be cleaned
     assert elapsed < 60
     lines = output.splitlines()
     for name in BOMBS:
@@ -297,9 +298,16 @@ def test_decrypt_marks_every_bomb_writes_nothing_outside_out_and_still_decrypts(
     # Every attachment is decrypted as it was sent, bombs included.
     files = out / f"2026-03-04-{tip_id}" / "files"
     assert {path.name: path.read_bytes() for path in files.iterdir()} == dict(attachments)
+    # --scrub cleaned the photo and the message only; each bomb was refused, same reason.
+    scrubbed = out / "scrubbed" / f"2026-03-04-{tip_id}"
+    assert sorted(_files_under(scrubbed)) == [
+        str(scrubbed / name) for name in ("SCRUBBED.json", "files/photo.jpg", "message.txt")]
+    for name in BOMBS:
+        assert any(line.startswith(f"WARNING: {tip_id} files/{name} NOT CLEANED: it would unpack")
+                   for line in lines), name
     # Nothing anywhere else: not in TMPDIR, not in OUT (the crashed run's folder is gone).
     assert list((tmp_path / "tmp").iterdir()) == []
-    assert sorted(path.name for path in out.iterdir()) == [f"2026-03-04-{tip_id}"]
+    assert sorted(path.name for path in out.iterdir()) == [f"2026-03-04-{tip_id}", "scrubbed"]
 
 
 @pytest.mark.slow
