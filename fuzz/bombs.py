@@ -77,7 +77,7 @@ def tar_bz2_files(count: int, each: int) -> bytes:
     return b"".join(parts) + bz2.compress(bytes(2 * 512), 9)
 
 
-def _plain_tar(members: list[tuple[str, bytes]]) -> bytes:
+def plain_tar(members: list[tuple[str, bytes]]) -> bytes:
     out = io.BytesIO()
     with tarfile.open(fileobj=out, mode="w", format=tarfile.GNU_FORMAT) as archive:
         for name, data in members:
@@ -90,7 +90,7 @@ def _plain_tar(members: list[tuple[str, bytes]]) -> bytes:
 def tar_of_bombs(count: int, each: int, compression: str = "") -> bytes:
     """A tar (``compression`` "", "gz", "bz2" or "xz") of ``count`` tar.bz2 bombs of ``each``."""
     inner = tar_bz2_bomb(each)
-    data = _plain_tar([(f"part-{number}.tar.bz2", inner) for number in range(count)])
+    data = plain_tar([(f"part-{number}.tar.bz2", inner) for number in range(count)])
     if compression == "gz":
         return gzip.compress(data, mtime=0)
     if compression == "bz2":
@@ -152,7 +152,7 @@ def damaged_png() -> bytes:
 
 def tar_with_damaged_png() -> bytes:
     """A tar of a text file (``SECRET_TEXT``) and a damaged PNG: mat2 unpacks, then fails."""
-    return _plain_tar([("a-notes.txt", SECRET_TEXT), ("b-photo.png", damaged_png())])
+    return plain_tar([("a-notes.txt", SECRET_TEXT), ("b-photo.png", damaged_png())])
 
 
 def seeds() -> list[bytes]:

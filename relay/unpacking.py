@@ -9,7 +9,8 @@ and stops as soon as the count passes the limit. Declared sizes (tar headers,
 zip entries) only make it stop sooner: they are never trusted to be small.
 
 Nothing is written, but for zips found inside an archive, which Python can
-only read seekable: those are spooled into ``spool_dir`` while counted.
+only read seekable: those are spooled into ``spool_dir`` while counted. What
+passes for both a tar and a zip is counted as both (mat2 picks by name).
 Archives nested more than ``MAX_DEPTH`` deep, more than ``MAX_ENTRIES``
 members, tar extension headers over 1 MiB and anything the readers refuse
 are problems: such a file is not given to mat2.
@@ -164,12 +165,13 @@ def measure_unpacked(
     walker = _Walker(count, spool_dir, max_depth)
     try:
         with open(path, "rb") as handle:
+            # Both readings, counted both: a tar whose last member is a zip also
+            # passes for a zip (its directory is near the end), and mat2 picks by name.
+            walker.maybe_tar(handle, 1)
+            handle.seek(0)
             if zipfile.is_zipfile(handle):
                 handle.seek(0)
                 walker.zip(handle, 1)
-            else:
-                handle.seek(0)
-                walker.maybe_tar(handle, 1)
     except _Stop as stop:
         return Unpacked(count.total, stop.problem, stop.over_limit)
     except RecursionError:
@@ -267,7 +269,8 @@ class _Walker:
                 if zipfile.is_zipfile(spool):
                     spool.seek(0)
                     self.zip(spool, depth + 1)
-                    return
+                spool.seek(0)
+                self.maybe_tar(spool, depth + 1)
             return
         self.maybe_tar(io.BufferedReader(_Replay(head, handle), _CHUNK), depth + 1)
         while handle.read(_CHUNK):

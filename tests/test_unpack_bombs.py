@@ -100,6 +100,16 @@ def test_the_default_limit_stops_a_5_gib_bomb_at_its_first_header(tmp_path: Path
     assert elapsed < 5
 
 
+def test_a_tar_ending_with_a_zip_is_counted_as_the_tar_mat2_unpacks(tmp_path: Path) -> None:
+    # Its last member's zip directory is near the end: it passes for a zip as well.
+    tar = bombs.plain_tar([("bomb.tar.bz2", bombs.tar_bz2_bomb(64 * MiB)),
+                           ("report.docx", fixtures.docx_with_author())])
+    result, _ = _measure(tmp_path, "evidence.tar", tar, 1 << 40)
+    assert result.size > 64 * MiB and result.problem == ""
+    over, _ = _measure(tmp_path, "evidence.tar", tar, 32 * MiB)
+    assert over.over_limit
+
+
 def test_what_is_no_archive_counts_nothing(tmp_path: Path) -> None:
     for name, data in (("photo.jpg", fixtures.jpeg_with_gps_and_serial()),
                        ("random.bin", os.urandom(5000)), ("notes.gz", b"\x1f\x8bnot really")):
