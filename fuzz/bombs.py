@@ -13,7 +13,8 @@ and scrubbing. Each is a few KB however much it unpacks to:
 - ``zip_of_zips``: zips inside a zip, each inner member deflated zeros;
 - ``office_bomb``: a DOCX or ODT whose own zip members are large;
 - ``tar_with_damaged_png``: a tar holding a text file and a cut PNG, on which
-  mat2 fails after it has unpacked the text.
+  mat2 fails after it has unpacked the text;
+- ``disguised_tar``: a plain tar that starts like a bzip2 stream.
 """
 
 from __future__ import annotations
@@ -155,6 +156,15 @@ def tar_with_damaged_png() -> bytes:
     return plain_tar([("a-notes.txt", SECRET_TEXT), ("b-photo.png", damaged_png())])
 
 
+def disguised_tar(each: int) -> bytes:
+    """A plain tar whose first name starts like a bzip2 stream, then a tar.bz2 bomb of ``each``.
+
+    tarfile (so mat2) reads it as the plain tar it is; a reader that trusts the
+    magic number first sees damaged bzip2 and no archive.
+    """
+    return plain_tar([("BZh91AY&SY", b"x"), ("bomb.tar.bz2", tar_bz2_bomb(each))])
+
+
 def seeds() -> list[bytes]:
     """Every bomb at a small size (the fuzz seeds: under libFuzzer's 64 KiB max_len)."""
     return [
@@ -166,6 +176,7 @@ def seeds() -> list[bytes]:
         office_bomb("docx", 2, 4 << 20),
         office_bomb("odt", 2, 4 << 20),
         tar_with_damaged_png(),
+        disguised_tar(16 << 20),
     ]
 
 

@@ -219,8 +219,11 @@ class _Walker:
         What was read of a source that is no tar is left unread; the caller drains it.
         """
         head = source.read(tarfile.BLOCKSIZE)
-        replay: IO[bytes] = io.BufferedReader(_Replay(head, source), _CHUNK)
-        decompressed = _decompressing(head, replay)
+        # tarfile.open's order: a plain tar first (its first name may well start
+        # like a compressed stream), then the compressions.
+        decompressed = None
+        if not _is_tar_header(head):
+            decompressed = _decompressing(head, io.BufferedReader(_Replay(head, source), _CHUNK))
         if decompressed is None:
             first, rest = head, source
         else:

@@ -110,6 +110,18 @@ def test_a_tar_ending_with_a_zip_is_counted_as_the_tar_mat2_unpacks(tmp_path: Pa
     assert over.over_limit
 
 
+# Raw bytes in names: tarfile writes them back with surrogateescape (xz's NUL: the padding).
+@pytest.mark.parametrize("name", ["BZh91AY&SY", "\x1f\udc8b\x08", "\udcfd7zXZ"],
+                         ids=["bzip2", "gzip", "xz"])
+def test_a_plain_tar_whose_first_name_looks_compressed_is_still_counted(
+    tmp_path: Path, name: str
+) -> None:
+    # tarfile (and so mat2) reads it as the plain tar it also is.
+    tar = bombs.plain_tar([(name, b"x"), ("bomb.tar.bz2", bombs.tar_bz2_bomb(64 * MiB))])
+    result, _ = _measure(tmp_path, "evidence.tar", tar, 1 << 40)
+    assert result.size > 64 * MiB and result.problem == ""
+
+
 def test_what_is_no_archive_counts_nothing(tmp_path: Path) -> None:
     for name, data in (("photo.jpg", fixtures.jpeg_with_gps_and_serial()),
                        ("random.bin", os.urandom(5000)), ("notes.gz", b"\x1f\x8bnot really")):
