@@ -167,11 +167,17 @@ def measure_unpacked(
         with open(path, "rb") as handle:
             # Both readings, counted both: a tar whose last member is a zip also
             # passes for a zip (its directory is near the end), and mat2 picks by name.
-            walker.maybe_tar(handle, 1)
+            is_tar = walker.maybe_tar(handle, 1)
             handle.seek(0)
             if zipfile.is_zipfile(handle):
                 handle.seek(0)
-                walker.zip(handle, 1)
+                try:
+                    walker.zip(handle, 1)
+                except _READ_ERRORS:
+                    if not is_tar:
+                        raise
+                    # A tar of documents ending with one: what was read is counted,
+                    # and mat2, reading it as a zip, would fail there too.
     except _Stop as stop:
         return Unpacked(count.total, stop.problem, stop.over_limit)
     except RecursionError:

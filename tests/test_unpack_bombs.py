@@ -110,6 +110,17 @@ def test_a_tar_ending_with_a_zip_is_counted_as_the_tar_mat2_unpacks(tmp_path: Pa
     assert over.over_limit
 
 
+def test_a_tar_ending_with_a_damaged_zip_is_read_as_the_tar_it_is(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:  # stored: its bytes are in the tar as they are
+        archive.writestr("a.txt", b"A" * 1000)
+    damaged = bytearray(b"JUNK" + out.getvalue())
+    damaged[damaged.index(b"A" * 1000) + 10] ^= 1  # its CRC no longer matches
+    tar = bombs.plain_tar([("notes.txt", b"hello"), ("blob.bin", bytes(damaged))])
+    result, _ = _measure(tmp_path, "documents.tar", tar, 1 << 30)
+    assert result.problem == "" and result.size >= len(damaged) + 5
+
+
 # Raw bytes in names: tarfile writes them back with surrogateescape (xz's NUL: the padding).
 @pytest.mark.parametrize("name", ["BZh91AY&SY", "\x1f\udc8b\x08", "\udcfd7zXZ"],
                          ids=["bzip2", "gzip", "xz"])
