@@ -34,8 +34,8 @@ _EXECUTED = re.compile(r"stat::number_of_executed_units:\s*(\d+)")
 _DONE = re.compile(r"Done (\d+) runs in")
 _ARTIFACT = re.compile(r"Test unit written to (\S+)")
 _TARGET_NAMES = (
-    "age_header", "armor", "decrypt", "stream", "upload_check", "tar", "tus_headers", "multipart",
-    "openpgp_packets", "json_body", "harness_check",
+    "age_header", "armor", "decrypt", "stream", "upload_check", "tar", "unpacked", "tus_headers",
+    "multipart", "openpgp_packets", "json_body", "harness_check",
 )
 
 

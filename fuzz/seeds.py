@@ -2,8 +2,9 @@
 
 The age seeds are the C2SP CCTV vectors (npm package ``cctv-age``, read with
 node as tests/test_age_vectors.py does) plus files our own encryptor writes;
-the tar seeds are archives our own writer builds; the form seeds are bodies
-shaped like the ones browsers send.
+the tar seeds are archives our own writer builds, some carrying the archive
+bombs of ``fuzz/bombs.py`` as attachments; the ``unpacked`` seeds are those
+bombs themselves; the form seeds are bodies shaped like the ones browsers send.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from fuzz import bombs
 from relay.container.writer import build_archive
 from relay.crypto import stream
 from relay.crypto.armor import ArmorWriter
@@ -99,7 +101,17 @@ def tar_archives() -> list[bytes]:
         build_archive("m", [("a.txt", b"1"), ("a.txt", b"2"), ("x" * 150 + ".bin", b"")],
                       language="uk", sealed_by="browser", day="2026-01-02"),
         build_archive("long " * 200, [("файл с пробелом.jpg", bytes(range(256)))], language="en"),
+        build_archive("bombs", [("evidence.tar", bombs.tar_bz2_bomb(2 << 30)),
+                                ("notes.tar", bombs.tar_with_damaged_png())]),
+        build_archive("nested", [("inner.zip", bombs.zip_of_zips(4, 4 << 20)),
+                                 ("parts.tar.xz", bombs.tar_of_bombs(3, 8 << 20, "xz"))]),
     ]
+
+
+def unpack_bombs() -> list[bytes]:
+    """The reviewer-side archive bombs (fuzz/bombs.py), each a few KB: tar.bz2, tar in tar
+    (plain, gz, xz), zip in zip, DOCX and ODT bombs, a tar with a damaged PNG."""
+    return bombs.seeds()
 
 
 def tus_header_values() -> list[bytes]:
@@ -170,6 +182,7 @@ SEEDS: dict[str, Callable[[], list[bytes]]] = {
     "stream": stream_inputs,
     "upload_check": age_files,
     "tar": tar_archives,
+    "unpacked": unpack_bombs,
     "tus_headers": tus_header_values,
     "multipart": multipart_bodies,
     "openpgp_packets": openpgp_messages,

@@ -43,6 +43,7 @@ from relay.server import source_replies, submit, uploads
 from relay.server.json_body import MAX_JSON_DEPTH, JSONBodyError, nesting_depth, parse_json_body
 from relay.server.problems import SourceProblem
 from relay.server.upload_check import ExpectedRecipients, UploadRejected, check_sealed_upload
+from relay.unpacking import measure_unpacked
 
 MAX_INPUT_BYTES = 64 * 1024
 """libFuzzer's -max_len for every target: enough for several tar entries or a
@@ -194,6 +195,28 @@ def tar(data: bytes) -> None:
         shutil.rmtree(dest, ignore_errors=True)
 
 
+# --- archives mat2 would unpack ---------------------------------------------------
+
+UNPACK_LIMIT = 16 << 20
+"""The ``unpacked`` target's limit: small, so that a bomb costs milliseconds."""
+
+
+def unpacked(data: bytes) -> None:
+    """measure_unpacked: a count or a problem, never an exception; at most the limit
+    (and the one chunk that crossed it) read; nothing left in its spool folder."""
+    folder = _scratch_dir("unpacked")
+    path = folder / "attachment"
+    path.write_bytes(data)
+    spool = folder / "spool"
+    spool.mkdir(exist_ok=True)
+    result = measure_unpacked(path, UNPACK_LIMIT, spool, timeout_seconds=60)
+    assert result.size <= UNPACK_LIMIT + (1 << 20), result
+    assert result.over_limit or result.size <= UNPACK_LIMIT, result
+    assert not (result.over_limit and result.problem), result
+    leftovers = list(spool.iterdir())
+    assert not leftovers, f"measuring left {leftovers}"
+
+
 # --- server-side parsers -------------------------------------------------------------
 
 
@@ -305,6 +328,7 @@ TARGETS: dict[str, Target] = {
         _target("stream", stream_payload, "PayloadError"),
         _target("upload_check", upload_check, "UploadRejected"),
         _target("tar", tar, "ContainerError"),
+        _target("unpacked", unpacked, "none (returns a count or a problem)"),
         _target("tus_headers", tus_headers, "none (returns None)"),
         _target("multipart", multipart, "SourceProblem; submit._MALFORMED_BODY_ERRORS"),
         _target("openpgp_packets", openpgp_packets, "HeaderError"),

@@ -9,16 +9,20 @@ cleaned copy of each file with mat2 (the Debian package, run as a subprocess):
 - a copy lands in OUT only when mat2 succeeded and ``mat2 --show`` then finds
   nothing left in it; anything else (unsupported format, a crash, a timeout,
   leftovers, a file over the limits) is reported as NOT cleaned, with no copy;
-- every mat2 run has a time limit, a memory limit and a written-file-size
-  limit, and zip-based files (DOCX, ODT, EPUB...) are measured before mat2
-  unpacks them, so a zip bomb costs nothing;
+- every mat2 run has a time limit and a memory limit, and runs in the
+  run's one private folder (relay.workspace): its TMPDIR is there, and what
+  it writes counts against one total limit over the whole run,
+  ``max_unpacked_total``; archives (tar in any compression, zip, DOCX, ODT,
+  EPUB..., nested) are measured before mat2 unpacks them (relay.unpacking),
+  so a bomb costs what measuring it up to the limit costs, and is refused;
 - ``SCRUBBED.json`` beside the copies lists, per file, the SHA-256 of original
   and copy, the *names* of the fields removed, and what could not be cleaned.
   It never repeats their values: it travels with the copies.
 
 ``metadata_lines`` names, per file, the kinds of identifying metadata mat2
 still reads in it (place, device, people, times, notes, software, other):
-bundle decrypt's summary uses it.
+bundle decrypt's summary uses it. A file the limit does not allow to unpack is
+named "not inspected", with the reason; the others are still inspected.
 
 Offline code: nothing here imports aiohttp (import-linter checks it).
 """
@@ -29,12 +33,7 @@ import hashlib
 import json
 import os
 import re
-import resource
 import shutil
-import signal
-import subprocess
-import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +41,8 @@ from typing import IO
 
 from relay.errors import TiprelayError
 from relay.files import HASH_CHUNK_BYTES
+from relay.unpacking import measure_unpacked
+from relay.workspace import DEFAULT_TOTAL, Workspace, remove_stale_workspaces
 
 SCRUBBED_NAME = "SCRUBBED.json"
 SCRUBBED_FORMAT = 1
@@ -99,8 +100,9 @@ class ScrubLimits:
 
     timeout_seconds: int = 120
     max_file_bytes: int = 1 << 30
-    max_unpacked_bytes: int = 2 << 30  # a zip-based file's declared content, and mat2's writes
-    max_zip_entries: int = 20_000
+    max_unpacked_total: int = DEFAULT_TOTAL
+    """Bytes metadata inspection and cleaning may unpack and write, in total over one run."""
+    max_zip_entries: int = 20_000  # archive members, over all nesting levels
     memory_bytes: int = 4 << 30
 
 
@@ -110,6 +112,8 @@ class MetadataShown:
 
     fields: tuple[str, ...] = ()
     problem: str = ""
+    unpacked: int = 0
+    """What mat2 unpacks it to on disk (0 for a file that is no archive)."""
 
     @property
     def identifying(self) -> tuple[str, ...]:
@@ -173,8 +177,17 @@ def kinds_of(field_names: tuple[str, ...] | list[str]) -> set[str]:
     return found
 
 
-def scrub_tree(source: Path, out_dir: Path, limits: ScrubLimits | None = None) -> ScrubReport:
-    """Write cleaned copies of ``source`` (a file or a folder) into ``out_dir``; see above."""
+def scrub_tree(
+    source: Path,
+    out_dir: Path,
+    limits: ScrubLimits | None = None,
+    workspace: Workspace | None = None,
+) -> ScrubReport:
+    """Write cleaned copies of ``source`` (a file or a folder) into ``out_dir``; see above.
+
+    ``workspace``: the run's private folder and budget (decrypt --scrub shares
+    one over every submission); without it, one is made inside ``out_dir``.
+    """
     limits = limits or ScrubLimits()
     mat2 = find_mat2()
     source = source.resolve()
@@ -184,37 +197,69 @@ def scrub_tree(source: Path, out_dir: Path, limits: ScrubLimits | None = None) -
             f"The output folder {out_dir} and the input {source} overlap; "
             "choose an output folder outside the input."
         )
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise ScrubTargetError(f"{out_dir} exists and is not an empty folder; choose a new one.")
-    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    report = ScrubReport()
-    work = Path(tempfile.mkdtemp(prefix=".scrub-work-", dir=out_dir))
-    try:
-        for original, relative in _files(source):
-            if relative == SUBMISSION_RECORD:
-                report.left_out.append(relative)
-                continue
-            report.files.append(_scrub_one(mat2, original, relative, out_dir, work, limits))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if workspace is None:
+        if out_dir.is_dir():
+            remove_stale_workspaces(out_dir)  # what a crashed run left is no reason to refuse
+        _check_target(out_dir)
+        with Workspace(out_dir, limits.max_unpacked_total) as own:
+            report = _scrub_files(mat2, source, out_dir, limits, own)
+    else:
+        _check_target(out_dir)
+        report = _scrub_files(mat2, source, out_dir, limits, workspace)
     _write_record(out_dir, report)
     return report
 
 
-def metadata_lines(label: str, folder: Path, limits: ScrubLimits | None = None) -> list[str]:
-    """Per file under ``folder``, the kinds of identifying metadata it still carries."""
+def _check_target(out_dir: Path) -> None:
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ScrubTargetError(f"{out_dir} exists and is not an empty folder; choose a new one.")
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _scrub_files(
+    mat2: str, source: Path, out_dir: Path, limits: ScrubLimits, workspace: Workspace
+) -> ScrubReport:
+    report = ScrubReport()
+    for original, relative in _files(source):
+        if relative == SUBMISSION_RECORD:
+            report.left_out.append(relative)
+            continue
+        report.files.append(_scrub_one(mat2, original, relative, out_dir, workspace, limits))
+    return report
+
+
+def metadata_lines(
+    label: str, folder: Path, limits: ScrubLimits | None = None, workspace: Workspace | None = None
+) -> list[str]:
+    """Per file under ``folder``, the kinds of identifying metadata it still carries.
+
+    ``workspace``: the run's private folder and budget; without it, one is made
+    inside ``folder``'s parent for this call.
+    """
     try:
         mat2 = find_mat2()
     except Mat2MissingError as exc:
         return [f"NOTE: {label}: identifying metadata not checked: {exc}"]
     limits = limits or ScrubLimits()
+    if workspace is None:
+        with Workspace(folder.parent, limits.max_unpacked_total) as own:
+            return _metadata_lines(mat2, label, folder, limits, own)
+    return _metadata_lines(mat2, label, folder, limits, workspace)
+
+
+def _metadata_lines(
+    mat2: str, label: str, folder: Path, limits: ScrubLimits, workspace: Workspace
+) -> list[str]:
     lines = []
     for path, relative in _files(folder):
         size = path.stat().st_size
         too_large = _too_large(size, limits) if size > limits.max_file_bytes else ""
-        shown = MetadataShown(problem=too_large) if too_large else _show(mat2, path, limits)
+        shown = (MetadataShown(problem=too_large) if too_large
+                 else _show(mat2, path, limits, workspace))
         if shown.problem:
-            lines.append(f"METADATA: {label} {relative}: not checked: {shown.problem}")
+            problem = shown.problem.removeprefix("not inspected: ")
+            lines.append(f"METADATA: {label} {relative}: NOT INSPECTED: {problem}; "
+                         "the file is as the source sent it: open it with care")
         elif kinds := sorted(kinds_of(shown.identifying)):
             lines.append(f"METADATA: {label} {relative} carries: {', '.join(kinds)} "
                          "(tiprelay scrub makes copies without it)")
@@ -233,34 +278,46 @@ def _files(source: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _scrub_one(
-    mat2: str, original: Path, relative: str, out_dir: Path, work: Path, limits: ScrubLimits
+    mat2: str, original: Path, relative: str, out_dir: Path, workspace: Workspace,
+    limits: ScrubLimits,
 ) -> FileScrub:
     original_hash = _sha256(original)
 
     def refused(problem: str, still: tuple[str, ...] = ()) -> FileScrub:
+        problem = problem.removeprefix("not inspected: ")  # NOT CLEANED says it already
         return FileScrub(relative, NOT_CLEANED, original_hash, still_present=still, problem=problem)
 
     size = original.stat().st_size
     if size > limits.max_file_bytes:
         return refused(_too_large(size, limits))
-    slot = Path(tempfile.mkdtemp(dir=work))
-    # mat2 picks the parser from the extension: keep it, but nothing else of the name.
-    working = slot / ("file" + original.suffix.lower()[:16])
-    shutil.copyfile(original, working)
-    before = _show(mat2, working, limits)
-    if before.problem:
-        return refused(before.problem)
-    outcome = _run_mat2(mat2, [working.name], slot, limits)
-    cleaned = working.with_name(f"file.cleaned{working.suffix}")
-    if outcome or not cleaned.is_file():
-        return refused(outcome or "mat2 wrote no cleaned file", before.identifying)
-    after = _show(mat2, cleaned, limits)
-    if after.problem or after.identifying:
-        problem = after.problem or "mat2 left identifying fields in its copy"
-        return refused(problem, after.identifying)
-    target = out_dir / relative
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.replace(cleaned, target)
+    if size > workspace.remaining:
+        return refused(workspace.over_budget("copy"))
+    slot = workspace.slot()
+    try:
+        # mat2 picks the parser from the extension: keep it, but nothing else of the name.
+        working = slot / ("file" + original.suffix.lower()[:16])
+        shutil.copyfile(original, working)
+        workspace.charge(size)
+        before = _show(mat2, working, limits, workspace)
+        if before.problem:
+            return refused(before.problem)
+        # Cleaning unpacks it again, and writes a copy about its size.
+        estimate = before.unpacked + size
+        if estimate > workspace.remaining:
+            return refused(workspace.over_budget("unpack and write"), before.identifying)
+        outcome = _run_mat2(mat2, [working.name], slot, limits, workspace, estimate)
+        cleaned = working.with_name(f"file.cleaned{working.suffix}")
+        if outcome or not cleaned.is_file():
+            return refused(outcome or "mat2 wrote no cleaned file", before.identifying)
+        after = _show(mat2, cleaned, limits, workspace)
+        if after.problem or after.identifying:
+            problem = after.problem or "mat2 left identifying fields in its copy"
+            return refused(problem, after.identifying)
+        target = out_dir / relative
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.replace(cleaned, target)
+    finally:
+        shutil.rmtree(slot, ignore_errors=True)
     removed = tuple(name for name in before.identifying if name not in after.fields)
     return FileScrub(relative, CLEANED, original_hash, _sha256(target), removed=removed)
 
@@ -269,29 +326,21 @@ def _too_large(size: int, limits: ScrubLimits) -> str:
     return f"{size} bytes is over the limit of {limits.max_file_bytes}; not read"
 
 
-def _zip_problem(path: Path, limits: ScrubLimits) -> str:
-    try:
-        with zipfile.ZipFile(path) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        return f"its zip structure cannot be read ({exc}); not given to mat2"
-    if len(entries) > limits.max_zip_entries:
-        return f"it holds {len(entries)} zip entries, over the limit of {limits.max_zip_entries}"
-    declared = sum(entry.file_size for entry in entries)
-    if declared > limits.max_unpacked_bytes:
-        return (
-            f"it unpacks to {declared} bytes, over the limit of {limits.max_unpacked_bytes} "
-            "(a zip bomb?); not given to mat2"
-        )
-    return ""
-
-
-def _show(mat2: str, path: Path, limits: ScrubLimits) -> MetadataShown:
-    if zipfile.is_zipfile(path) and (bomb := _zip_problem(path, limits)):
-        return MetadataShown(problem=bomb)  # mat2 would unpack it to read it
-    with tempfile.TemporaryFile() as output:
+def _show(mat2: str, path: Path, limits: ScrubLimits, workspace: Workspace) -> MetadataShown:
+    if workspace.remaining == 0:
+        return MetadataShown(problem=workspace.over_budget("unpack to"))
+    measured = measure_unpacked(
+        path, workspace.remaining, workspace.tmp,
+        timeout_seconds=limits.timeout_seconds, max_entries=limits.max_zip_entries,
+    )
+    if measured.over_limit:
+        return MetadataShown(problem=workspace.over_budget("unpack to"))
+    if measured.problem:
+        return MetadataShown(problem=f"{measured.problem}; not given to mat2")
+    with workspace.output_file() as output:
         # "./": a name that starts with "-" is a file, not an option.
-        problem = _run_mat2(mat2, ["--show", f"./{path.name}"], path.parent, limits, output)
+        problem = _run_mat2(mat2, ["--show", f"./{path.name}"], path.parent, limits, workspace,
+                            measured.size, output)
         output.seek(0)
         text = output.read(_MAX_SHOWN_BYTES).decode("utf-8", "replace")
     errors = [line for line in text.splitlines() if line.startswith("[-]")]
@@ -303,7 +352,7 @@ def _show(mat2: str, path: Path, limits: ScrubLimits) -> MetadataShown:
         if (match := _FIELD_LINE.match(line))
         and (match.group(2) or "").strip() not in _PLACEHOLDERS
     ]
-    return MetadataShown(fields=tuple(dict.fromkeys(names)))
+    return MetadataShown(fields=tuple(dict.fromkeys(names)), unpacked=measured.size)
 
 
 def _mat2_error(line: str, name: str) -> str:
@@ -314,44 +363,22 @@ def _mat2_error(line: str, name: str) -> str:
 
 
 def _run_mat2(
-    mat2: str, args: list[str], cwd: Path, limits: ScrubLimits, output: IO[bytes] | None = None
+    mat2: str,
+    args: list[str],
+    cwd: Path,
+    limits: ScrubLimits,
+    workspace: Workspace,
+    estimate: int,
+    output: IO[bytes] | None = None,
 ) -> str:
     """Run mat2 in ``cwd`` within the limits; '' when it succeeded, else what went wrong."""
-
-    def child_setup() -> None:
-        # Known signal dispositions whoever started us, and hard resource limits.
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGPIPE, signal.SIGHUP):
-            signal.signal(number, signal.SIG_DFL)
-        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
-        size_cap = max(limits.max_unpacked_bytes, limits.max_file_bytes)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size_cap, size_cap))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    with subprocess.Popen(
-        [mat2, *args],
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL if output is None else output,
-        stderr=subprocess.DEVNULL,
-        preexec_fn=child_setup,  # no threads start between fork and exec here
-        start_new_session=True,
-        restore_signals=True,
-    ) as process:
-        try:
-            status = process.wait(timeout=limits.timeout_seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            return f"mat2 did not finish within {limits.timeout_seconds} s; stopped"
-        except BaseException:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-            raise
-    if status < 0:
-        return f"mat2 was stopped by signal {-status} (memory or size limit?)"
-    if status != 0:
-        return "mat2 failed on it (damaged, hostile, or a variant it does not handle)"
-    return ""
+    result = workspace.run(
+        [mat2, *args], cwd, estimate=estimate, timeout_seconds=limits.timeout_seconds,
+        memory_bytes=limits.memory_bytes, output=output,
+    )
+    if result.problem.startswith("not inspected"):
+        return result.problem
+    return f"mat2: {result.problem}" if result.problem else ""
 
 
 def _bare(name: str) -> str:

@@ -21,7 +21,7 @@ from fuzz.targets import TARGETS
 ROOT = Path(__file__).resolve().parent.parent
 _TIMEOUT_SECONDS = 120
 
-# Executions per target: a few seconds each (the tar and STREAM targets do
+# Executions per target: a few seconds each (the tar, unpacked and STREAM targets do
 # real file-system work or seal up to a MiB per input).
 RUNS = {
     "age_header": 20_000,
@@ -30,6 +30,7 @@ RUNS = {
     "stream": 600,
     "upload_check": 5_000,
     "tar": 1_000,
+    "unpacked": 600,
     "tus_headers": 50_000,
     "multipart": 2_500,
     "openpgp_packets": 20_000,

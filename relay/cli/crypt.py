@@ -20,6 +20,7 @@ from relay.crypto.errors import KeyFormatError
 from relay.crypto.identity_file import load_identity_file
 from relay.crypto.recipients import X25519Recipient, parse_recipient
 from relay.crypto.unwrap import Identity
+from relay.workspace import DEFAULT_TOTAL
 
 
 @contextlib.contextmanager
@@ -112,11 +113,13 @@ def _decrypt_bundle(
     identities: list[Identity],
     ring_size: int,
     scrub: bool,
+    max_unpacked_total: int,
 ) -> int:
     """Decrypt and thread a bundle, print its summary and the metadata each new file
     still carries (cleaned copies too, with ``scrub``); the exit status."""
     from relay.bundle import DECRYPTED, closing_line, decrypt_bundle, summary_lines
     from relay.bundle_metadata import metadata_summary
+    from relay.scrub import ScrubLimits
     from relay.team import remember_cases_folder
 
     report = decrypt_bundle(bundle_dir, out_dir, identities, ring_size=ring_size)
@@ -128,7 +131,8 @@ def _decrypt_bundle(
         for outcome in report.outcomes
         if outcome.status == DECRYPTED and outcome.folder is not None
     ]
-    metadata, all_cleaned = metadata_summary(new_folders, out_dir, scrub)
+    limits = ScrubLimits(max_unpacked_total=max_unpacked_total)
+    metadata, all_cleaned = metadata_summary(new_folders, out_dir, scrub, limits)
     for line in metadata:
         click.echo(line)
     click.echo(closing_line(report, out_dir))
@@ -153,11 +157,17 @@ def _decrypt_bundle(
                    "into OUT_DIR/scrubbed/.")
 @click.option("--ring-size", type=click.IntRange(1, 1024), default=16, show_default=True,
               help="Reply slots per conversation: the relay's reply_ring_size.")
+@click.option("--max-unpacked-total", type=click.IntRange(1), default=DEFAULT_TOTAL,
+              show_default=True,
+              help="Bundles: bytes metadata inspection (and --scrub) may unpack and write in "
+                   "total; an attachment that would go over it is marked NOT INSPECTED "
+                   "(it is still decrypted as sent).")
 @click.argument("input_path", metavar="[IN | BUNDLE_DIR]", required=False,
                 type=click.Path(exists=True, path_type=Path))
 def decrypt(identity_paths: tuple[Path, ...], use_gpg: bool, gpg_homedir: Path | None,
             output: Path | None, passphrase_file: Path | None,
-            scrub: bool, ring_size: int, input_path: Path | None) -> None:
+            scrub: bool, ring_size: int, max_unpacked_total: int,
+            input_path: Path | None) -> None:
     """Decrypt an age file, or every submission in a pulled bundle.
 
     \b
@@ -179,7 +189,8 @@ def decrypt(identity_paths: tuple[Path, ...], use_gpg: bool, gpg_homedir: Path |
         if input_path is not None and input_path.is_dir():
             if output is None:
                 fail("Decrypting a bundle needs an output folder.", "Pass -o OUT_DIR.")
-            sys.exit(_decrypt_bundle(input_path, output, identities, ring_size, scrub))
+            sys.exit(_decrypt_bundle(input_path, output, identities, ring_size, scrub,
+                                     max_unpacked_total))
         if scrub:
             fail("--scrub works on bundles only.", "Run tiprelay scrub on the decrypted files.")
         with _input(input_path) as src, atomic_output(output, mode=0o600) as dst:

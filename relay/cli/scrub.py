@@ -50,11 +50,13 @@ def scrub_summary_lines(report: ScrubReport, out_dir: Path) -> list[str]:
 @click.option("--max-file-size", "max_file_bytes", type=click.IntRange(1),
               default=_DEFAULTS.max_file_bytes, show_default=True,
               help="Bytes; larger files are not cleaned.")
-@click.option("--max-unpacked-size", "max_unpacked_bytes", type=click.IntRange(1),
-              default=_DEFAULTS.max_unpacked_bytes, show_default=True,
-              help="Bytes a zip-based file (DOCX, ODT...) may unpack to, and mat2 may write.")
+@click.option("--max-unpacked-total", "--max-unpacked-size", "max_unpacked_total",
+              type=click.IntRange(1), default=_DEFAULTS.max_unpacked_total, show_default=True,
+              help="Bytes the whole run may unpack and write while cleaning (archives "
+                   "measured before mat2 unpacks them, nested ones too; copies; what mat2 "
+                   "writes). A file that would go over it is NOT CLEANED; the others still are.")
 def scrub(input_path: Path, out_dir: Path, timeout_seconds: int, max_file_bytes: int,
-          max_unpacked_bytes: int) -> None:
+          max_unpacked_total: int) -> None:
     """Write copies without identifying metadata (GPS, camera, author...) using mat2.
 
     IN is a file or a folder (e.g. a decrypted submission). Originals are never
@@ -69,7 +71,7 @@ def scrub(input_path: Path, out_dir: Path, timeout_seconds: int, max_file_bytes:
     limits = ScrubLimits(
         timeout_seconds=timeout_seconds,
         max_file_bytes=max_file_bytes,
-        max_unpacked_bytes=max_unpacked_bytes,
+        max_unpacked_total=max_unpacked_total,
     )
     with user_errors():
         report = scrub_tree(input_path, out_dir, limits)
