@@ -30,8 +30,9 @@ relay/web/js/conversation/codename.js) runs these steps, in order:
    another list word, or two words swapped). Seven words: a codename given
    before check words existed, accepted as it is (nothing to check it with).
 
-A third reading in step 5, ``TRANSLIT``, accepts the Latin letters written one
-for one in Cyrillic (``гранола`` for ``granola``; q, w, x typed as they are).
+A third and fourth reading in step 5, ``TRANSLIT`` and ``TRANSLIT_UK``, accept
+the Latin letters written one for one in Cyrillic (``гранола`` for ``granola``;
+q, w, x typed as they are; и is i for a Russian reader, y for a Ukrainian one).
 
 These errors depend only on the public list and the typed words, never on a
 relay's data: they are no oracle, and a page may say exactly which word is wrong.
@@ -101,7 +102,26 @@ reader says for it, one for one (``гранола`` = ``granola``, ``ютили�
 ``utility``: letters, not sounds). q, w and x have no such letter and are
 typed as Latin letters, so this reading allows Latin letters in the token."""
 
+TRANSLIT_UK = {**TRANSLIT, "и": "y"}
+"""The same for a Ukrainian reader, for whom и is y (і and ї are i): a fourth
+reading, tried after ``TRANSLIT``."""
+
+TRANSLIT_SHOWN = {
+    "ru": {cyr: lat for cyr, lat in TRANSLIT.items() if cyr not in "іїєґ"},
+    "uk": {cyr: lat for cyr, lat in TRANSLIT_UK.items() if cyr not in "ыэ"},
+}
+"""The letters each page language shows in its table (its own alphabet only)."""
+
 _LATIN = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+def translit_letters(language: str) -> list[tuple[str, str]]:
+    """Each Latin letter with the Cyrillic letters a page in ``language`` shows for it."""
+    table = TRANSLIT_SHOWN.get(language, TRANSLIT_SHOWN["ru"])
+    return [
+        (latin, " ".join(cyr for cyr, lat in table.items() if lat == latin) or latin)
+        for latin in sorted(_LATIN)
+    ]
 
 
 class CodenameError(TiprelayError):
@@ -211,12 +231,15 @@ def _pieces() -> frozenset[str]:
 _PIECES = _pieces()
 
 
+_READINGS = ((LOOKALIKE, True), (LAYOUT, False), (TRANSLIT, True), (TRANSLIT_UK, True))
+
+
 def read_token(token: str) -> str | None:
     """A folded token as a word piece (step 5), or None if it reads as none."""
     # A layout reading of a token with Latin letters in it would make mixed tokens
     # ambiguous (Cyrillic т looks like t but sits on the n key); nobody types half
     # a word on each layout.
-    for table, latin_allowed in ((LOOKALIKE, True), (LAYOUT, False), (TRANSLIT, True)):
+    for table, latin_allowed in _READINGS:
         reading = _read(token, table, latin_allowed)
         if reading is not None and reading in _PIECES:
             return reading

@@ -44,6 +44,9 @@ const TRANSLIT = new Map(Object.entries({
   "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
   "у": "u", "в": "v", "ы": "y", "з": "z",
 }));
+// The same for a Ukrainian reader, for whom и is y.
+const TRANSLIT_UK = new Map([...TRANSLIT, ["и", "y"]]);
+const READINGS = [[LOOKALIKE, true], [LAYOUT, false], [TRANSLIT, true], [TRANSLIT_UK, true]];
 
 const WORD_INDEX = new Map(WORDS.map((word, index) => [word, index]));
 const PIECES = new Set(WORDS);
@@ -124,7 +127,7 @@ function readWith(token, table, latinAllowed) {
 
 /** A folded token as a word piece (look-alikes, the ЙЦУКЕН layout, then letter for letter), or null. */
 export function readToken(token) {
-  for (const [table, latinAllowed] of [[LOOKALIKE, true], [LAYOUT, false], [TRANSLIT, true]]) {
+  for (const [table, latinAllowed] of READINGS) {
     const reading = readWith(token, table, latinAllowed);
     if (reading !== null && PIECES.has(reading)) return reading;
   }
