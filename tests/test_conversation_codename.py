@@ -31,6 +31,7 @@ from relay.conversation.codename import (
     fold_codename,
     generate_codename,
     read_token,
+    translit_letters,
 )
 from relay.conversation.wordlist import WORDLIST_PATH, WORDLIST_SIZE, word_index, words
 
@@ -269,3 +270,14 @@ def test_the_check_word_catches_over_99_9_percent_of_substitutions_and_adjacent_
     with pytest.raises(CodenameError) as caught:
         fold_codename(" ".join(words()[i] for i in written[1::-1] + written[2:]))
     assert caught.value.kind == "check_failed"
+
+
+@pytest.mark.parametrize("language", ["ru", "uk", "en"])
+def test_the_pages_table_of_cyrillic_letters_is_what_folding_reads(language: str) -> None:
+    shown = translit_letters(language)
+    assert [latin for latin, _ in shown] == list("abcdefghijklmnopqrstuvwxyz")
+    for latin, cyrillic in shown:
+        for letter in cyrillic.split():
+            # Each letter shown for a Latin letter reads as it in one transliteration.
+            assert letter == latin or latin in (TRANSLIT.get(letter), TRANSLIT_UK.get(letter))
+    assert dict(shown)["y"] == ("и" if language == "uk" else "ы")
