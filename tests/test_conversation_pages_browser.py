@@ -133,6 +133,11 @@ def test_js_round_trip_nothing_of_the_conversation_leaves_the_browser(
     page.click("#js-read-replies-form button[type=submit]")
     page.wait_for_selector("#js-replies[data-state=codename_error]")
     assert "Check the order and spelling" in (page.text_content("#js-replies") or "")
+    unused = generate_codename()  # no replies: the page says whether it could check it
+    read_replies(page, " ".join(unused.words))
+    assert "This codename has seven words" in (page.text_content("#js-no-replies") or "")
+    read_replies(page, str(unused))
+    assert "Your codename is typed correctly" in (page.text_content("#js-no-replies") or "")
 
     read_replies(page, "  " + "   ".join(word.upper() for word in words.split()) + " ")
     shown = page.text_content("#js-replies") or ""
