@@ -12,11 +12,18 @@ checks both files against a fresh run, and relay/web/js against the vectors.
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
 from relay.container import tarformat
-from relay.conversation.codename import Codename, CodenameError, fold_codename
+from relay.conversation.codename import (
+    Codename,
+    CodenameError,
+    check_index,
+    encode_check_input,
+    fold_codename,
+)
 from relay.conversation.derivation import (
     KDF_VERSION,
     PBKDF2_ITERATIONS,
@@ -80,6 +87,14 @@ EXTRA_TYPED = [
     "іефегі status STATUS іефегі ыефегы status status",  # Ukrainian і on the s key
     "iсіng ісіng ICING іcing ісing ICІNG icing",  # Ukrainian/Belarusian і look-alike
     "ѕһаdу ѕһаdу ԁаtа ԛuаlіtу ԝаtеr ѕtаtuѕ еxасt",
+    # 8 words: the 7, then their check word
+    "abacus abdomen abdominal abide abiding ability zoom splurge",
+    "catching stereo stegosaur waking diligent ground wooing dictation",
+    # the Latin letters written one for one in Cyrillic (TRANSLIT), q w x as Latin
+    "цатцхинг стерео стегосаур wакинг дилигент гроунд wооинг дицтатион",
+    "ЦАТЦХІНГ Стерео стеґосаур wакінг ділігент ґроунд wооінг діцтатіон",
+    "гранола утилиты аутхентиц амбитион qуалиты боxер sake wавинг",
+    "гранола утіліти аутхентіц амбітіон qуаліти боxер sake wавінг",  # Ukrainian: и is y
 ]
 
 INVALID = [
@@ -96,7 +111,31 @@ INVALID = [
     "abacus abdomen abdominal abide abiding ability zооm\u0301",
     "αbacus abdomen abdominal abide abiding ability zoom",  # Greek alpha: not folded
     "abacus abdomen abdominal abide abiding ability zщщь",  # mixed: no layout reading
+    # 8 list words that fail the check: two swapped, one mistyped into another word
+    "abacus abdomen abdominal abide abiding zoom ability splurge",
+    "abdomen abacus abdominal abide abiding ability zoom splurge",
+    "abacus abdomen abdominal abide abiding ability zoom splurgy",
+    "abacus abdomen abdominal abide abiding ability zoom abacus",
+    "catching stereo stegosaur waking diligent ground wooing dictation zoom",
+    "abacus abdomen abdominal abide abiding ability zoom splurge abacus abacus",
+    # мауве reads first as look-alike "maybe", not "mauve": the check word catches it
+    "мауве abdomen abdominal abide abiding ability zoom splurge",
+    "гранола утилиты аутхентиц амбитион qуалиты боxер саке wавинг",  # саке: "cake"
 ]
+
+CHECK_SAMPLES = 64
+"""Seeded random indices whose check words both implementations must agree on."""
+
+
+def _check_vectors() -> list[dict[str, Any]]:
+    rng = random.Random(23)
+    samples = [(0,) * 7, (7775,) * 7, (0, 1, 2, 3, 4, 5, 7775)]
+    samples += [tuple(rng.randrange(7776) for _ in range(7)) for _ in range(CHECK_SAMPLES)]
+    return [
+        {"indices": list(indices), "input": encode_check_input(indices).hex(),
+         "check": check_index(indices)}
+        for indices in samples
+    ]  # fmt: skip
 
 
 def _fold_outcome(text: str) -> dict[str, Any]:
@@ -128,6 +167,7 @@ def _codename_vector(indices: tuple[int, ...], relay_salt: bytes, typed: list[st
     return {
         "indices": list(indices),
         "words": str(codename),
+        "check": codename.check,
         "typed": [str(codename), *typed],
         "relay_salt": relay_salt.hex(),
         "password": encode_indices(codename).hex(),
@@ -159,8 +199,14 @@ def _reply_vectors(codenames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     other_auth = bytes.fromhex(second["auth_key"])
     other_cid = bytes.fromhex(second["conversation_id"])
     files = [("Адрес и план.txt", "Встреча во вторник.\n".encode()), ("map.png", bytes(range(256)))]
-    genuine = build_reply(auth_key=auth, conversation_id=cid, n=17, day="2026-12-03",
-                          message="Мы получили ваше сообщение.\nWe read you.", attachments=files)
+    genuine = build_reply(
+        auth_key=auth,
+        conversation_id=cid,
+        n=17,
+        day="2026-12-03",
+        message="Мы получили ваше сообщение.\nWe read you.",
+        attachments=files,
+    )
     plain = build_reply(auth_key=auth, conversation_id=cid, n=2, day="2026-12-04", message="ok")
     tampered_file = bytearray(genuine)
     tampered_file[genuine.index("Встреча".encode())] ^= 1
@@ -169,18 +215,34 @@ def _reply_vectors(codenames: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cases = [
         ("genuine", genuine, 0, 1),
         ("genuine, no attachments", plain, 0, 2),
-        ("forged: right tag, no auth key", build_reply(
-            auth_key=bytes(32), conversation_id=cid, n=17, day="2026-12-03", message="forged"),
-         0, 1),
+        (
+            "forged: right tag, no auth key",
+            build_reply(
+                auth_key=bytes(32), conversation_id=cid, n=17, day="2026-12-03", message="forged"
+            ),
+            0,
+            1,
+        ),
         ("moved to another slot", genuine, 0, 2),
-        ("of another conversation (its own keys)", build_reply(
-            auth_key=other_auth, conversation_id=other_cid, n=1, day="2026-12-03", message="x"),
-         0, 1),
-        ("of another conversation id under this auth key", build_reply(
-            auth_key=auth, conversation_id=other_cid, n=1, day="2026-12-03", message="x"), 0, 1),
+        (
+            "of another conversation (its own keys)",
+            build_reply(
+                auth_key=other_auth, conversation_id=other_cid, n=1, day="2026-12-03", message="x"
+            ),
+            0,
+            1,
+        ),
+        (
+            "of another conversation id under this auth key",
+            build_reply(
+                auth_key=auth, conversation_id=other_cid, n=1, day="2026-12-03", message="x"
+            ),
+            0,
+            1,
+        ),
         ("a file changed after the MAC", bytes(tampered_file), 0, 1),
         ("reply.json changed after the MAC", bytes(tampered_meta), 0, 1),
-        ("cut after reply.json", genuine[:2048 + 1024], 0, 1),
+        ("cut after reply.json", genuine[: 2048 + 1024], 0, 1),
         ("a pax header before reply.mac", _pax_prefixed(genuine), 0, 1),
         ("not a tar", bytes(range(256)) * 8, 0, 1),
         ("empty", b"", 0, 1),
@@ -230,6 +292,7 @@ def make_vectors() -> dict[str, Any]:
         "wordlist_sha256": WORDLIST_SHA256,
         "codenames": codenames,
         "folding": [_fold_outcome(text) for text in EXTRA_TYPED + INVALID],
+        "checks": _check_vectors(),
         "replies": _reply_vectors(codenames),
     }
 

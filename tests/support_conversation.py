@@ -114,7 +114,7 @@ def secrets_of(keys: ConversationKeys, codename_words: Iterable[str]) -> list[by
 
 
 NOSCRIPT_CODENAME = re.compile(
-    r'<noscript>.*?<input id="codename" type="text" name="codename" value="([a-z\- ]+)"', re.S
+    r'<noscript>.*?<textarea id="codename" name="codename" [^>]*>([a-z\- ]+)</textarea>', re.S
 )
 
 

@@ -80,8 +80,19 @@ def test_page_names_what_each_file_gives_away_in_the_sources_language(
     paths = fixtures.write_fixtures(tmp_path / "to-send")
     paths["scan.tif"] = tmp_path / "to-send" / "scan.tif"
     paths["scan.tif"].write_bytes(fixtures.tiff_with_camera())
+    # Plain text has no hidden fields: a neutral line, not "may carry hidden details".
+    # Markup (HTML, SVG, RTF) can hold an author's name, and binary is unknown.
+    extras = {"notes.txt": "Встреча в 9:00.\r\n\tАдрес ниже.\n".encode(),
+              "page.html": b"<html><meta name=author content=x></html>",
+              "blob.bin": bytes(range(256))}  # fmt: skip
+    for name, data in extras.items():
+        paths[name] = tmp_path / "to-send" / name
+        paths[name].write_bytes(data)
     page = chromium_browser.new_context().new_page()
     found = choose_files(page, relay, list(paths.values()), "ru")
+    assert found["notes.txt"]["text"].endswith(page_text("ru", "metadata_plain_text"))
+    for name in ("page.html", "blob.bin"):
+        assert found[name]["text"].endswith(page_text("ru", "metadata_unknown")), name
 
     assert set(found["photo.jpg"]["kinds"].split()) >= {"place", "device", "times"}
     assert fixtures.CAMERA_SERIAL in found["photo.jpg"]["text"]

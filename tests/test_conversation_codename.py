@@ -22,11 +22,16 @@ from relay.conversation.codename import (
     LAYOUT,
     LOOKALIKE,
     MAX_INPUT_CHARS,
+    TRANSLIT,
+    TRANSLIT_UK,
+    WRITTEN_WORDS,
     Codename,
     CodenameError,
+    check_index,
     fold_codename,
     generate_codename,
     read_token,
+    translit_letters,
 )
 from relay.conversation.wordlist import WORDLIST_PATH, WORDLIST_SIZE, word_index, words
 
@@ -99,7 +104,7 @@ def test_generated_codenames_are_seven_uniform_indices() -> None:
 
 def test_codename_never_shows_its_words_in_repr() -> None:
     codename = generate_codename()
-    assert len(str(codename).split()) == 7
+    assert len(str(codename).split()) == 8  # the 7 words, then the check word
     # A fixed text: no part of the codename, whatever its words (the list has
     # "name" and "secret", so a substring check would fail by chance).
     assert repr(codename) == "Codename(<secret>)"
@@ -115,7 +120,8 @@ def test_codename_never_shows_its_words_in_repr() -> None:
         ("", "empty", None, None),
         ("\u200b \t\n", "empty", None, None),
         ("abacus zoom", "word_count", None, 2),
-        ("abacus " * 8, "word_count", None, 8),
+        ("abacus " * 9, "word_count", None, 9),
+        ("abacus " * 8, "check_failed", None, None),
         ("abacus zoom abacus zoom abacus zoom abacuss", "unknown_word", 7, None),
         ("abacus zoomx abacus zoom abacus zoom abacus", "unknown_word", 2, None),
         ("t-shirt yo-yo abacus abacus abacus qwerty abacus", "unknown_word", 6, None),
@@ -175,3 +181,103 @@ def typed_codename(draw: st.DrawFn) -> tuple[Codename, str]:
 def test_any_typed_variant_folds_to_the_same_indices(case: tuple[Codename, str]) -> None:
     codename, text = case
     assert fold_codename(text) == codename
+
+
+LATIN_TO_TRANSLIT: dict[str, list[str]] = {}
+for _cyrillic, _latin in TRANSLIT.items():
+    LATIN_TO_TRANSLIT.setdefault(_latin, []).append(_cyrillic)
+LATIN_TO_TRANSLIT_UK: dict[str, list[str]] = {}
+for _cyrillic, _latin in TRANSLIT_UK.items():
+    if _cyrillic not in "ыэ":
+        LATIN_TO_TRANSLIT_UK.setdefault(_latin, []).append(_cyrillic)
+
+TRANSLIT_MISREADS = {
+    "ru": {"mauve": "maybe", "duty": "lens", "sake": "cake"},
+    "uk": {"mauve": "maybe", "flyer": "flier", "sake": "cake"},
+}
+"""The only words whose letter-for-letter Cyrillic spelling reads first as
+another word (look-alikes, the layout and the Russian table come first): мауве
+is look-alike "maybe", дуты ЙЦУКЕН "lens", саке look-alike "cake", and
+Ukrainian флиер Russian-table "flier". The check word catches them as it
+catches any wrong word (docs/conversations.md)."""
+
+
+@pytest.mark.parametrize("language", ["ru", "uk"])
+def test_every_word_written_letter_for_letter_in_cyrillic_reads_as_itself(language: str) -> None:
+    latin_to_cyrillic = LATIN_TO_TRANSLIT if language == "ru" else LATIN_TO_TRANSLIT_UK
+    misread: dict[str, set[str | None]] = {}
+    spellings = 0
+    for piece in codename_module._PIECES - {w for w in words() if "-" in w}:  # halves count
+        options = [latin_to_cyrillic.get(char, [char]) for char in piece]  # q w x stay Latin
+        for letters in itertools.product(*options):
+            spellings += 1
+            reading = read_token("".join(letters))
+            if reading != piece:
+                misread.setdefault(piece, set()).add(reading)
+    assert spellings > 29_000
+    assert misread == {word: {other} for word, other in TRANSLIT_MISREADS[language].items()}
+    assert fold_codename("гранола утилиты аутхентиц амбитион qуалиты боxер sake") == fold_codename(
+        "granola utility authentic ambition quality boxer sake"
+    )
+    assert fold_codename("гранола утіліти аутхентіц амбітіон qуаліти боxер sake") == fold_codename(
+        "granola utility authentic ambition quality boxer sake"
+    )
+
+
+def test_generated_codenames_are_written_as_eight_words_that_fold_back_checked() -> None:
+    for _ in range(50):
+        codename = generate_codename()
+        assert len(codename.written_words) == WRITTEN_WORDS
+        assert codename.written_words[-1] == words()[check_index(codename.indices)]
+        folded = fold_codename(str(codename))
+        assert folded == codename and folded.checked
+        old = fold_codename(" ".join(codename.words))  # an old 7-word codename
+        assert old == codename and not old.checked
+
+
+def test_the_check_word_catches_over_99_9_percent_of_substitutions_and_adjacent_swaps() -> None:
+    # Every single-word substitution (by any other list word, in any of the 8
+    # places) and every adjacent swap of distinct words, over seeded codenames.
+    # Expected pass rate of a random error: 1/7776 for a change in words 1-7,
+    # none for the check word itself.
+    import random
+
+    rng = random.Random(23)
+    substitutions = caught_substitutions = swaps = caught_swaps = 0
+    for _ in range(4):
+        secret = tuple(rng.randrange(WORDLIST_SIZE) for _ in range(CODENAME_WORDS))
+        written = [*secret, check_index(secret)]
+        for place in range(WRITTEN_WORDS):
+            for other in range(WORDLIST_SIZE):
+                if other == written[place]:
+                    continue
+                typed = written.copy()
+                typed[place] = other
+                substitutions += 1
+                caught_substitutions += check_index(tuple(typed[:7])) != typed[7]
+        for place in range(WRITTEN_WORDS - 1):
+            typed = written.copy()
+            typed[place], typed[place + 1] = typed[place + 1], typed[place]
+            if typed != written:
+                swaps += 1
+                caught_swaps += check_index(tuple(typed[:7])) != typed[7]
+    assert substitutions == 4 * WRITTEN_WORDS * (WORDLIST_SIZE - 1)
+    rate = caught_substitutions / substitutions
+    print(f"check word: {rate:.5%} of {substitutions} substitutions, "
+          f"{caught_swaps}/{swaps} adjacent swaps caught")  # fmt: skip
+    assert rate >= 0.999
+    assert swaps >= 24 and caught_swaps == swaps
+    with pytest.raises(CodenameError) as caught:
+        fold_codename(" ".join(words()[i] for i in written[1::-1] + written[2:]))
+    assert caught.value.kind == "check_failed"
+
+
+@pytest.mark.parametrize("language", ["ru", "uk", "en"])
+def test_the_pages_table_of_cyrillic_letters_is_what_folding_reads(language: str) -> None:
+    shown = translit_letters(language)
+    assert [latin for latin, _ in shown] == list("abcdefghijklmnopqrstuvwxyz")
+    for latin, cyrillic in shown:
+        for letter in cyrillic.split():
+            # Each letter shown for a Latin letter reads as it in one transliteration.
+            assert letter == latin or latin in (TRANSLIT.get(letter), TRANSLIT_UK.get(letter))
+    assert dict(shown)["y"] == ("и" if language == "uk" else "ы")

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from relay.conversation.codename import fold_codename, generate_codename
+from relay.conversation.codename import Codename, fold_codename, generate_codename
 from relay.conversation.derivation import reply_keys_from_fields
 from relay.conversation_salt import load_conversation_salt
 from relay.crypto.padding import padme_length
 from relay.crypto.signing import SigningKey
+from relay.server.codenames import CODENAME_CHECK_FAILED, require_typed_codename
 from relay.server.page_padding import REPLY_PAGE_FLOOR_BYTES
+from relay.server.problems import SourceProblem
 from tests.support_conversation import (
     NOSCRIPT_CODENAME,
     conversation_relay,
@@ -105,12 +107,16 @@ def hidden_codename(page: str, form_id: str) -> str:
 def test_the_form_offers_a_fresh_codename_without_javascript_only(relay: RelayServer) -> None:
     first, second = get_form(relay), get_form(relay)
     words = offered_codename(first)
-    assert len(words.split()) == 7
-    fold_codename(words)  # seven list words
+    assert len(words.split()) == 8
+    assert fold_codename(words).checked  # seven list words and their check word
     assert words != offered_codename(second)
     assert first.headers["Cache-Control"] == "no-store"
     page = first.body.decode()
-    assert "Write these seven words on paper now" in page
+    assert "These eight words are your codename" in page
+    shown = page[page.index('<ol class="codename-words"') :]
+    shown = shown[: shown.index("</ol>")]
+    assert re.findall(r"<li>([a-z-]+)</li>", shown) == words.split()  # one item a word
+    assert "in Latin letters" in page
     assert 'autocomplete="off"' in page[page.index("<noscript>") : page.index("</noscript>")]
     assert 'action="/replies?lang=en"' in page  # the read-replies form, POST only
 
@@ -149,6 +155,45 @@ def test_a_typed_codename_that_is_not_seven_list_words_gets_its_own_message(
     assert set(relay.blob_paths()) == before
 
 
+def test_list_words_in_the_wrong_order_are_caught_before_any_derivation(
+    relay: RelayServer,
+) -> None:
+    swapped = "abacus abdomen abdominal abide abiding zoom ability splurge"
+    for path in ("/replies", "/replies/delete"):
+        answer = post_form(relay, path, {"codename": swapped, "slot": "1"}, "ru")
+        assert answer.status == 400
+        page = answer.body.decode()
+        assert "Проверьте порядок и написание слов" in page
+        assert "Ответов пока нет" not in page
+    before = set(relay.blob_paths())
+    refused = submit(relay, [("lang", "uk"), ("codename", swapped), ("message", "hello")])
+    assert refused.status == 400
+    assert "Перевірте порядок і написання слів" in refused.body.decode()
+    assert set(relay.blob_paths()) == before
+
+
+def test_the_check_is_made_from_the_words_before_anything_is_derived() -> None:
+    # The pages call read_typed_codename / require_typed_codename before they
+    # take a derivation slot; neither needs the relay, its salt or its store.
+    swapped = "abacus abdomen abdominal abide abiding zoom ability splurge"
+    written = str(Codename((0, 1, 2, 3, 4, 5, 7775)))
+    assert written == swapped.replace("zoom ability", "ability zoom")
+    with pytest.raises(SourceProblem) as caught:
+        require_typed_codename(swapped)
+    assert caught.value.problem.title == CODENAME_CHECK_FAILED.title
+
+
+def test_the_no_replies_page_says_whether_the_codename_was_checked(relay: RelayServer) -> None:
+    codename = generate_codename()
+    checked = post_form(relay, "/replies", {"codename": str(codename)}).body.decode()
+    assert "Your codename is typed correctly" in checked
+    assert "goes to the same conversation" in checked
+    old = post_form(relay, "/replies", {"codename": " ".join(codename.words)}).body.decode()
+    assert "This codename has seven words" in old
+    assert "a mistyped codename starts a new conversation" in old
+    assert hidden_codename(old, "follow-up-form") == str(codename)  # now with its check word
+
+
 def test_a_one_off_tip_carries_no_conversation(relay: RelayServer) -> None:
     before = set(relay.blob_paths())
     answer = submit(relay, [("lang", "en"), ("codename", ""), ("message", "one off")])
@@ -175,7 +220,14 @@ def test_no_js_round_trip_replies_forgeries_download_follow_up_delete(
     words = offered_codename(get_form(relay))
     before = set(relay.blob_paths())
     answer = submit(relay, [("lang", "en"), ("codename", words), ("message", "I need help")])
-    assert answer.status == 303, answer.body[:300]
+    # No redirect: the confirmation shows the codename once more, and it must
+    # never go into a URL.
+    assert answer.status == 200, answer.body[:300]
+    assert answer.headers["Cache-Control"] == "no-store"
+    received = answer.body.decode()
+    assert "Your message has been received" in received and "New Identity" in received
+    shown = received[received.index('id="sent-codename"') :]
+    assert re.findall(r"<li>([a-z-]+)</li>", shown[: shown.index("</ol>")]) == words.split()
     keys = keys_for(relay, words)
     meta = submission_meta(relay, new_blob(relay, before))
     # Sealed without a derivation: the codename's indices and the relay's salt,
@@ -244,7 +296,7 @@ def test_no_js_round_trip_replies_forgeries_download_follow_up_delete(
         [("lang", "en"), ("codename", hidden_codename(page, "follow-up-form")),
          ("message", "FOLLOW-UP thank you")],
     )  # fmt: skip
-    assert follow_up.status == 303
+    assert follow_up.status == 200
     follow_up_meta = submission_meta(relay, new_blob(relay, before))
     assert follow_up_meta["conversation"] == meta["conversation"]
 
@@ -286,6 +338,7 @@ def test_a_wrong_codename_and_one_without_replies_look_alike(relay: RelayServer)
         return re.sub(r'value="[a-z\- ]+"', 'value=""', unpadded)
 
     assert "No replies yet." in fresh.body.decode()
+    assert "typed correctly" in unused.body.decode()
     assert shape(unused) == shape(fresh)
     assert len(unused.body) == len(fresh.body) == REPLY_PAGE_FLOOR_BYTES
 

@@ -91,11 +91,16 @@ def test_js_round_trip_nothing_of_the_conversation_leaves_the_browser(
     page = context.new_page()
     open_form(page, relay)
     words = page.input_value("#js-codename")
-    assert len(fold_codename(words).indices) == 7
+    assert len(words.split()) == 8 and fold_codename(words).checked  # 7 words + check word
+    assert page.locator("#js-codename-words li").all_text_contents() == words.split()
     assert page.locator("#codename-js").get_attribute("hidden") is None
     assert page.get_attribute("#js-codename", "name") is None  # no form ever sends it
     before = set(relay.blob_paths())
     send_tip(page, "BROWSER-TIP I need to leave")
+    # The confirmation: the codename once more, and the no-JS page's advice.
+    assert page.locator("#js-sent-codename-words li").all_text_contents() == words.split()
+    assert "New Identity" in (page.text_content("#js-after-sending") or "")
+    assert page.is_visible("#js-sent-codename") and page.is_visible("#js-after-sending")
     keys = keys_for(relay, words)
     meta = submission_meta(relay, new_blob(relay, before))
     assert meta["sealed_by"] == "browser"
@@ -122,6 +127,17 @@ def test_js_round_trip_nothing_of_the_conversation_leaves_the_browser(
     page.click("#js-read-replies-form button[type=submit]")
     page.wait_for_selector("#js-replies[data-state=codename_error]")
     assert "Word 4 of what you typed" in (page.text_content("#js-replies") or "")
+    written = words.split()  # a wrong check word: always caught, whatever the words
+    wrong = "abacus" if written[7] != "abacus" else "zoom"
+    page.fill("#js-read-codename", " ".join([*written[:7], wrong]))
+    page.click("#js-read-replies-form button[type=submit]")
+    page.wait_for_selector("#js-replies[data-state=codename_error]")
+    assert "Check the order and spelling" in (page.text_content("#js-replies") or "")
+    unused = generate_codename()  # no replies: the page says whether it could check it
+    read_replies(page, " ".join(unused.words))
+    assert "This codename has seven words" in (page.text_content("#js-no-replies") or "")
+    read_replies(page, str(unused))
+    assert "Your codename is typed correctly" in (page.text_content("#js-no-replies") or "")
 
     read_replies(page, "  " + "   ".join(word.upper() for word in words.split()) + " ")
     shown = page.text_content("#js-replies") or ""

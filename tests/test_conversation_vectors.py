@@ -69,7 +69,9 @@ def test_vectors_cover_every_typed_variant_and_every_reply_outcome() -> None:
     assert any("\u200b" in t for t in typed) and any("ФИФСГЫ" in t for t in typed)
     assert any("а" in t and "b" in t for t in typed)  # look-alike Cyrillic among Latin
     kinds = {item.get("error") for item in VECTORS["folding"]}
-    assert kinds == {None, "empty", "word_count", "unknown_word", "too_long"}
+    assert kinds == {None, "empty", "word_count", "unknown_word", "too_long", "check_failed"}
+    assert any(len(item["input"].split()) == 8 and "indices" in item for item in VECTORS["folding"])
+    assert any("гранола" in item["input"] and "indices" in item for item in VECTORS["folding"])
     outcomes = {item.get("error") for item in VECTORS["replies"]}
     assert outcomes == {None, "not_authentic", "wrong_conversation", "wrong_slot",
                         "entries_mismatch", "malformed"}  # fmt: skip
@@ -92,6 +94,7 @@ def test_js_computes_every_vector_exactly_as_python(tmp_path: Path) -> None:
         assert js.pop("typed") == [vector["indices"]] * len(vector["typed"])
         assert js == {key: vector[key] for key in js}
     assert output["folding"] == VECTORS["folding"]
+    assert output["checks"] == [item["check"] for item in VECTORS["checks"]]
     expected = [{k: v for k, v in item.items() if k in ("error", "reply")}
                 for item in VECTORS["replies"]]  # fmt: skip
     assert output["replies"] == expected

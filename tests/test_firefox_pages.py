@@ -1,5 +1,9 @@
 """Every source page in Firefox ESR: accessible, readable at 1000 and 400 px, usable by keyboard.
 
+The relay keeps conversations, so the form shows its codename; a tip is sent
+from it in each language by the page's script and as the no-JS form posts
+it, and both confirmations (the codename shown once more) are looked at too.
+
 axe-core (npm ``axe-core``) runs in Debian's Firefox ESR at Tor Browser's
 Standard level on every page a source can reach with GET (relay.web_verify's
 list: the form, the receipt, the error page) in ru, uk and en, and finds no
@@ -17,9 +21,11 @@ from pathlib import Path
 
 import pytest
 
+from relay.crypto.signing import SigningKey
 from relay.web_verify import SOURCE_PAGES
+from tests.support_conversation import conversation_relay
 from tests.support_firefox import FIREFOX, QUIET_OFFLINE_PREFS, SECURITY_LEVELS, run_firefox_driver
-from tests.support_server import RelayServer, running_relay
+from tests.support_server import RelayServer
 
 pytestmark = pytest.mark.slow  # one Firefox, nine pages, two widths: about 15 s
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,7 +38,8 @@ BLOCKING_IMPACTS = {"serious", "critical"}
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[RelayServer]:
-    with running_relay(tmp_path / "relay", {"default_language": "ru"}) as server:
+    settings = {"default_language": "ru"}
+    with conversation_relay(tmp_path / "relay", settings, SigningKey.generate()) as server:
         yield server
 
 
@@ -48,6 +55,11 @@ def test_source_pages_are_accessible_fit_narrow_screens_and_work_by_keyboard(
 ) -> None:
     pages = [{"name": page_name(path), "url": relay.url + path} for path, _ in SOURCE_PAGES]
     pages += [{"name": "received-ru", "url": relay.url + "/received?lang=ru"}]
+    sends = [
+        {"name": f"sent-{how}-{language}", "url": f"{relay.url}/?lang={language}", "how": how}
+        for language in ("ru", "uk", "en")
+        for how in ("js", "form")
+    ]
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     profile = tmp_path / "profile"
     profile.mkdir()
@@ -57,6 +69,7 @@ def test_source_pages_are_accessible_fit_narrow_screens_and_work_by_keyboard(
         "prefs": {**QUIET_OFFLINE_PREFS, **SECURITY_LEVELS["standard"]},
         "axeSource": str(AXE),
         "pages": pages,
+        "sends": sends,
         "widths": WIDTHS,
         "screenshotDir": str(SCREENSHOTS),
         "keyboard": {"url": relay.url + "/?lang=uk", "message": "Надіслано з клавіатури."},
@@ -64,7 +77,7 @@ def test_source_pages_are_accessible_fit_narrow_screens_and_work_by_keyboard(
     result = run_firefox_driver(DRIVER, spec)
     print(f"screenshots of {len(pages)} pages at {WIDTHS} px: {SCREENSHOTS}")
 
-    names = {page["name"] for page in pages}
+    names = {page["name"] for page in pages + sends}
     assert {f"form-{language}" for language in ("ru", "uk", "en")} <= names
     assert {f"received-{language}" for language in ("ru", "uk", "en")} <= names
     blocking = {
@@ -73,9 +86,9 @@ def test_source_pages_are_accessible_fit_narrow_screens_and_work_by_keyboard(
     }
     assert set(blocking) == names
     assert all(not found for found in blocking.values()), blocking
-    assert len(result["screenshots"]) == len(pages) * len(WIDTHS)
+    assert len(result["screenshots"]) == len(names) * len(WIDTHS)
     for shot in result["screenshots"]:
         assert Path(shot["path"]).stat().st_size > 1000, shot
         assert shot["overflow"] <= 0, f"wider than the window: {shot}"
     assert result["keyboard"]["stored"] is True
-    assert len(relay.blob_paths()) == 1
+    assert len(relay.blob_paths()) == 1 + len(sends)

@@ -23,23 +23,36 @@ relay/web/js/conversation/codename.js) runs these steps, in order:
    the next piece joined by ``-`` must be a (hyphenated) list word. No half of
    a hyphenated word is itself a word (tested), so this walk is unambiguous.
 7. The first token that is no word gives ``CodenameError(kind="unknown_word",
-   position=p)`` (p counts words from 1); otherwise anything but 7 words gives
-   ``kind="word_count"``; no word at all gives ``kind="empty"``.
+   position=p)`` (p counts words from 1); no word at all gives ``kind="empty"``;
+   anything but 8 or 7 words gives ``kind="word_count"``.
+8. Eight words: the 8th must be the **check word** of the first 7
+   (``check_index``), else ``kind="check_failed"`` (a word mistyped into
+   another list word, or two words swapped). Seven words: a codename given
+   before check words existed, accepted as it is (nothing to check it with).
 
-These errors depend only on the public list, never on a relay's data: they are
-no oracle, and a page may say exactly which word is wrong.
+A third and fourth reading in step 5, ``TRANSLIT`` and ``TRANSLIT_UK``, accept
+the Latin letters written one for one in Cyrillic (``гранола`` for ``granola``;
+q, w, x typed as they are; и is i for a Russian reader, y for a Ukrainian one).
+
+These errors depend only on the public list and the typed words, never on a
+relay's data: they are no oracle, and a page may say exactly which word is wrong.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from relay.conversation.wordlist import WORDLIST_SIZE, word_index, words
 from relay.errors import TiprelayError
 
 CODENAME_WORDS = 7
+"""The secret words: their indices are all that derivation uses."""
+WRITTEN_WORDS = CODENAME_WORDS + 1
+"""What the source writes down: the 7 words, then their check word."""
+CHECK_LABEL = b"tiprelay/codename-check/v1"
 MAX_INPUT_CHARS = 1000
 """Far more than 7 words with generous spacing; NFKC can grow text 18-fold at most."""
 
@@ -78,7 +91,37 @@ LAYOUT = {
 (and Ukrainian і, on the key where Russian has ы). Keys that carry punctuation in
 the Latin layout (х ъ ж э б ю ё, Ukrainian ї є ґ) never occur in a list word."""
 
+TRANSLIT = {
+    "а": "a", "б": "b", "ц": "c", "д": "d", "е": "e", "э": "e", "є": "e", "ф": "f",
+    "г": "g", "ґ": "g", "х": "h", "и": "i", "і": "i", "ї": "i", "й": "j", "к": "k",
+    "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
+    "у": "u", "в": "v", "ы": "y", "з": "z",
+}  # fmt: skip
+"""Each Latin letter written with the Cyrillic letter a Russian or Ukrainian
+reader says for it, one for one (``гранола`` = ``granola``, ``ютилити`` is *not*
+``utility``: letters, not sounds). q, w and x have no such letter and are
+typed as Latin letters, so this reading allows Latin letters in the token."""
+
+TRANSLIT_UK = {**TRANSLIT, "и": "y"}
+"""The same for a Ukrainian reader, for whom и is y (і and ї are i): a fourth
+reading, tried after ``TRANSLIT``."""
+
+TRANSLIT_SHOWN = {
+    "ru": {cyr: lat for cyr, lat in TRANSLIT.items() if cyr not in "іїєґ"},
+    "uk": {cyr: lat for cyr, lat in TRANSLIT_UK.items() if cyr not in "ыэ"},
+}
+"""The letters each page language shows in its table (its own alphabet only)."""
+
 _LATIN = frozenset("abcdefghijklmnopqrstuvwxyz")
+
+
+def translit_letters(language: str) -> list[tuple[str, str]]:
+    """Each Latin letter with the Cyrillic letters a page in ``language`` shows for it."""
+    table = TRANSLIT_SHOWN.get(language, TRANSLIT_SHOWN["ru"])
+    return [
+        (latin, " ".join(cyr for cyr, lat in table.items() if lat == latin) or latin)
+        for latin in sorted(_LATIN)
+    ]
 
 
 class CodenameError(TiprelayError):
@@ -88,6 +131,7 @@ class CodenameError(TiprelayError):
     TOO_LONG = "too_long"
     UNKNOWN_WORD = "unknown_word"
     WORD_COUNT = "word_count"
+    CHECK_FAILED = "check_failed"
 
     def __init__(self, kind: str, *, position: int | None = None, count: int | None = None):
         self.kind = kind
@@ -99,12 +143,29 @@ class CodenameError(TiprelayError):
 
 
 _MESSAGES = {
-    CodenameError.EMPTY: "Type the 7 words of your codename.",
-    CodenameError.TOO_LONG: "This is far longer than a codename: type its 7 words only.",
+    CodenameError.EMPTY: "Type the 8 words of your codename.",
+    CodenameError.TOO_LONG: "This is far longer than a codename: type its 8 words only.",
     CodenameError.UNKNOWN_WORD: "Word {position} of the codename is not one of its words; "
-    "check its spelling.",
-    CodenameError.WORD_COUNT: "A codename has 7 words; this has {count}.",
+    "check its spelling (Latin letters).",
+    CodenameError.WORD_COUNT: "A codename has 8 words (7 if it is an old one); this has {count}.",
+    CodenameError.CHECK_FAILED: "These are list words, but not a codename: check the order "
+    "and spelling of the words.",
 }
+
+
+def encode_check_input(indices: tuple[int, ...]) -> bytes:
+    """The check's hash input: the label, then each index as 2 bytes big-endian."""
+    return CHECK_LABEL + b"".join(i.to_bytes(2, "big") for i in indices)
+
+
+def check_index(indices: tuple[int, ...]) -> int:
+    """The check word of 7 indices: SHA-256's first 4 bytes, big-endian, mod 7776.
+
+    Computed from the words alone (no relay data): a typed codename is checked
+    before anything is derived or sent, and the check tells nobody anything.
+    """
+    digest = hashlib.sha256(encode_check_input(indices)).digest()
+    return int.from_bytes(digest[:4], "big") % WORDLIST_SIZE
 
 
 @dataclass(frozen=True)
@@ -112,6 +173,8 @@ class Codename:
     """The 7 word indices that are a conversation's secret."""
 
     indices: tuple[int, ...]
+    checked: bool = field(default=True, compare=False)
+    """False for a 7-word codename typed without its check word (an old one)."""
 
     def __post_init__(self) -> None:
         if len(self.indices) != CODENAME_WORDS or not all(
@@ -121,18 +184,30 @@ class Codename:
 
     @property
     def words(self) -> tuple[str, ...]:
-        """The words, as the source is shown them."""
+        """The 7 secret words."""
         return tuple(words()[i] for i in self.indices)
 
+    @property
+    def check(self) -> int:
+        """The index of the check word."""
+        return check_index(self.indices)
+
+    @property
+    def written_words(self) -> tuple[str, ...]:
+        """The 8 words as the source is shown them and writes them down."""
+        return (*self.words, words()[self.check])
+
     def __str__(self) -> str:
-        return " ".join(self.words)
+        return " ".join(self.written_words)
 
     def __repr__(self) -> str:
         return "Codename(<secret>)"  # never in a log line or a traceback
 
 
 def generate_codename() -> Codename:
-    """A new codename: 7 independent uniform indices from the OS CSPRNG (~90 bits)."""
+    """A new codename: 7 independent uniform indices from the OS CSPRNG (~90 bits).
+
+    It is written as 8 words: the check word adds no secret and costs no entropy."""
     return Codename(tuple(secrets.randbelow(WORDLIST_SIZE) for _ in range(CODENAME_WORDS)))
 
 
@@ -156,12 +231,15 @@ def _pieces() -> frozenset[str]:
 _PIECES = _pieces()
 
 
+_READINGS = ((LOOKALIKE, True), (LAYOUT, False), (TRANSLIT, True), (TRANSLIT_UK, True))
+
+
 def read_token(token: str) -> str | None:
     """A folded token as a word piece (step 5), or None if it reads as none."""
     # A layout reading of a token with Latin letters in it would make mixed tokens
     # ambiguous (Cyrillic т looks like t but sits on the n key); nobody types half
     # a word on each layout.
-    for table, latin_allowed in ((LOOKALIKE, True), (LAYOUT, False)):
+    for table, latin_allowed in _READINGS:
         reading = _read(token, table, latin_allowed)
         if reading is not None and reading in _PIECES:
             return reading
@@ -210,6 +288,11 @@ def fold_codename(text: str) -> Codename:
         raise CodenameError(CodenameError.UNKNOWN_WORD, position=len(found) + 1)
     if not found:
         raise CodenameError(CodenameError.EMPTY)
-    if len(found) != CODENAME_WORDS:
+    if len(found) == CODENAME_WORDS:
+        return Codename(tuple(found), checked=False)
+    if len(found) != WRITTEN_WORDS:
         raise CodenameError(CodenameError.WORD_COUNT, count=len(found))
-    return Codename(tuple(found))
+    secret = tuple(found[:CODENAME_WORDS])
+    if check_index(secret) != found[CODENAME_WORDS]:
+        raise CodenameError(CodenameError.CHECK_FAILED)
+    return Codename(secret)

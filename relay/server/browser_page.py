@@ -84,6 +84,9 @@ MESSAGES: dict[str, str] = {
         "no hidden details found. What it shows (faces, places, names, numbers) can still "
         "identify you."
     ),
+    "metadata_plain_text": N_(
+        "plain text, which has no hidden details. What it says can still identify you."
+    ),
     "metadata_unknown": N_("this kind of file is not checked here. It may carry hidden details."),
     "metadata_unreadable": N_(
         "could not be checked (it may be damaged). It may carry hidden details."

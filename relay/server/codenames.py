@@ -31,35 +31,58 @@ CODENAME_FIELD = "codename"
 CODENAME_FIELD_MAX_BYTES = 8 * 1024
 """A typed codename field: 1000 code points (fold's own limit) of up to 4 bytes, with room."""
 
-CODENAME_EMPTY = Problem(
-    400,
-    N_("Type your codename"),
-    N_("The codename field was empty. Type the seven words you wrote down, then try again."),
-    nothing_stored=False,
+EMPTY_TEXT = N_(
+    "The codename field was empty. Type the eight words you wrote down, then try again."
 )
+UNKNOWN_WORD_TEXT = N_(
+    "Word %(position)s of what you typed is not one of the codename words. The words are "
+    "English, in Latin letters: copy it letter by letter from the words you wrote down "
+    "(typed in Cyrillic, each Latin letter as its Cyrillic letter, it is read too), then "
+    "try again."
+)
+WORD_COUNT_TEXT = N_(
+    "What you typed has %(count)s words from the list; a codename has eight (older ones "
+    "have seven). Check it against the words you wrote down, then try again."
+)
+CHECK_FAILED_TEXT = N_(
+    "Check the order and spelling of the words. Each word you typed is in the list, but "
+    "together they are not a codename: one is probably mistyped into another list word, or "
+    "two are swapped. Compare them with the eight words you wrote down, then try again. "
+    "Nothing was looked up."
+)
+NO_REPLIES_CHECKED_TEXT = N_(
+    "No replies yet. Your codename is typed correctly (its last word checks the others), so "
+    "this is your conversation: keep the words you wrote down, and come back later. A message "
+    "you send from this page goes to the same conversation."
+)
+NO_REPLIES_UNCHECKED_TEXT = N_(
+    "No replies yet. This codename has seven words, as older codenames do, so this page cannot "
+    "check that you typed it correctly. If you wrote down eight words, type all eight. If it "
+    "has seven, compare each word and their order with what you wrote down before you write "
+    "to us again from here: a mistyped codename starts a new conversation."
+)
+TOO_LONG_TEXT = N_("A codename is eight short words. Type only those, then try again.")
+
+CODENAME_EMPTY = Problem(400, N_("Type your codename"), EMPTY_TEXT, nothing_stored=False)
 CODENAME_UNKNOWN_WORD = Problem(
     400,
     N_("Your codename has a word that is not in the list"),
-    N_(
-        "Word %(position)s of what you typed is not one of the codename words. Check its "
-        "spelling against the seven words you wrote down, then try again."
-    ),
+    UNKNOWN_WORD_TEXT,
     nothing_stored=False,
 )
 CODENAME_WORD_COUNT = Problem(
+    400, N_("A codename has eight words"), WORD_COUNT_TEXT, nothing_stored=False
+)
+CODENAME_CHECK_FAILED = Problem(
     400,
-    N_("A codename has seven words"),
-    N_(
-        "What you typed has %(count)s words from the list; a codename has exactly seven. "
-        "Check it against the words you wrote down, then try again."
-    ),
+    N_("Check the order and spelling of the words"),
+    CHECK_FAILED_TEXT,
     nothing_stored=False,
 )
+"""Eight list words whose last is not the check word of the first seven: caught
+from the words alone, before any derivation slot is taken (no relay data, no oracle)."""
 CODENAME_TOO_LONG = Problem(
-    400,
-    N_("That is too long for a codename"),
-    N_("A codename is seven short words. Type only those, then try again."),
-    nothing_stored=False,
+    400, N_("That is too long for a codename"), TOO_LONG_TEXT, nothing_stored=False
 )
 CONVERSATIONS_OFF = Problem(
     403,
@@ -104,6 +127,8 @@ def _problem_for(error: CodenameError) -> tuple[Problem, dict[str, int]]:
         return CODENAME_UNKNOWN_WORD, {"position": int(error.position or 0)}
     if error.kind == "word_count":
         return CODENAME_WORD_COUNT, {"count": int(error.count or 0)}
+    if error.kind == "check_failed":
+        return CODENAME_CHECK_FAILED, {}
     return CODENAME_TOO_LONG, {}
 
 

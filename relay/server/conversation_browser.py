@@ -21,31 +21,31 @@ from aiohttp import web
 
 from relay.server import i18n
 from relay.server.appkeys import CONFIG, CONVERSATION_SALT
+from relay.server.codenames import (
+    CHECK_FAILED_TEXT,
+    EMPTY_TEXT,
+    NO_REPLIES_CHECKED_TEXT,
+    NO_REPLIES_UNCHECKED_TEXT,
+    TOO_LONG_TEXT,
+    UNKNOWN_WORD_TEXT,
+    WORD_COUNT_TEXT,
+)
 from relay.server.i18n import N_
 from relay.server.rendering import request_language
 from relay.server.source_replies import DELETE_PATH, FETCH_PATH, INDEX_PATH
 
 MESSAGES: dict[str, str] = {
-    "codename_empty": N_(
-        "The codename field was empty. Type the seven words you wrote down, then try again."
-    ),
-    "codename_unknown_word": N_(
-        "Word %(position)s of what you typed is not one of the codename words. Check its "
-        "spelling against the seven words you wrote down, then try again."
-    ),
-    "codename_word_count": N_(
-        "What you typed has %(count)s words from the list; a codename has exactly seven. "
-        "Check it against the words you wrote down, then try again."
-    ),
-    "codename_too_long": N_("A codename is seven short words. Type only those, then try again."),
+    "codename_empty": EMPTY_TEXT,
+    "codename_unknown_word": UNKNOWN_WORD_TEXT,
+    "codename_word_count": WORD_COUNT_TEXT,
+    "codename_check_failed": CHECK_FAILED_TEXT,
+    "codename_too_long": TOO_LONG_TEXT,
     "reading": N_("Your browser is deriving your keys and fetching the replies…"),
     "decrypted_here": N_(
         "Decrypted in your browser: your codename and these replies never left this device."
     ),
-    "no_replies": N_(
-        "No replies yet. If you expected one, check that you typed your codename correctly, "
-        "and come back later."
-    ),
+    "no_replies": NO_REPLIES_CHECKED_TEXT,
+    "no_replies_unchecked": NO_REPLIES_UNCHECKED_TEXT,
     "not_authentic": N_(
         "Items that could not be authenticated and were not shown: %(count)s. They may be "
         "forged or damaged, so nothing in them is shown."

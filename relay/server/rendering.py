@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from relay.conversation.codename import translit_letters
 from relay.server import i18n
 from relay.server.appkeys import CONFIG
 
@@ -44,6 +45,7 @@ def _environment(language: str) -> jinja2.Environment:
         i18n.translations(language), newstyle=True
     )
     environment.globals["static_url"] = static_url
+    environment.globals["translit_letters"] = translit_letters(language)
     return environment
 
 

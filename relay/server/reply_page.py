@@ -40,6 +40,8 @@ from relay.digits import parse_ascii_decimal
 from relay.server.appkeys import CONFIG, STORE
 from relay.server.codenames import (
     CODENAME_FIELD,
+    NO_REPLIES_CHECKED_TEXT,
+    NO_REPLIES_UNCHECKED_TEXT,
     derive_keys,
     relay_salt,
     require_typed_codename,
@@ -203,6 +205,10 @@ async def _render_replies(
             "not_authentic": reading.not_authentic,
             "deleted": deleted,
             "codename": str(codename),
+            "codename_checked": codename.checked,
+            "no_replies_text": (
+                NO_REPLIES_CHECKED_TEXT if codename.checked else NO_REPLIES_UNCHECKED_TEXT
+            ),
             "max_attachments": config.max_attachments,
             "max_submission_bytes": config.max_submission_bytes,
             "max_message_bytes": config.max_message_bytes,

@@ -74,7 +74,14 @@ async def submission_received(request: web.Request) -> web.Response:
 
     It names no submission: nothing on the source's screen links them to it.
     """
-    return render_page(request, "received.html", switcher_path=RECEIVED_PATH)
+    return received_page(request)
+
+
+def received_page(request: web.Request, *, codename: str | None = None) -> web.Response:
+    """The confirmation; ``codename`` (the words a no-JS tip was sent with) shown once more."""
+    return render_page(
+        request, "received.html", {"codename": codename}, switcher_path=RECEIVED_PATH
+    )
 
 
 async def health(request: web.Request) -> web.Response:

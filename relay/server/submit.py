@@ -78,7 +78,7 @@ from relay.server.sealing import (
     ReceivedSubmission,
     seal_submission,
 )
-from relay.server.source_views import RECEIVED_PATH
+from relay.server.source_views import RECEIVED_PATH, received_page
 from relay.server.upload_pace import IDLE, SLOW, TOTAL, BodyTooSlow, PaceLimits, body_pace
 
 READ_CHUNK_BYTES = 256 * 1024
@@ -154,6 +154,7 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
             raise SourceProblem(MALFORMED_FORM) from None
         if submission.is_empty:
             raise SourceProblem(EMPTY_SUBMISSION)
+        shown_codename = None if submission.codename is None else str(submission.codename)
         if submission.codename is not None:
             # No derivation here: the codename's indices are sealed to the team,
             # whose offline machine derives (docs/conversations.md section 4).
@@ -186,6 +187,11 @@ async def _receive_and_seal(request: web.Request, config: Config) -> web.StreamR
                     raise SourceProblem(STORAGE_FULL) from None
                 raise
     activity.count("submission_stored_server_sealed")
+    if shown_codename is not None:
+        # The codename once more, on the answer to this POST itself: it must
+        # never go into a URL, so a tip with one gets no redirect (pages are
+        # no-store; a reload asks before sending again).
+        return received_page(request, codename=shown_codename)
     raise web.HTTPSeeOther(f"{RECEIVED_PATH}?lang={submission.language}")
 
 

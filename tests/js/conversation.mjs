@@ -5,7 +5,7 @@
 // stdout: {"codenames": [...], "folding": [...], "replies": [...], "opened": [...],
 //          "bench_seconds": [...]}: what the JS computed, in the vectors' shape.
 import { readFile } from "node:fs/promises";
-import { CodenameError, MAX_INPUT_CHARS, codenameText, foldCodename, generateCodename } from "../../relay/web/js/conversation/codename.js";
+import { CodenameError, MAX_INPUT_CHARS, checkIndex, codenameText, foldCodename, generateCodename } from "../../relay/web/js/conversation/codename.js";
 import {
   codenameIkm,
   codenameSalt,
@@ -56,6 +56,7 @@ for (const vector of vectors.codenames) {
   }
   codenames.push({
     words: codenameText(indices),
+    check: checkIndex(indices),
     typed: vector.typed.map((text) => fold(text).indices ?? fold(text)),
     password: toHex(encodeIndices(indices)),
     salt: toHex(salt),
@@ -113,6 +114,7 @@ process.stdout.write(
     codenames,
     folding: vectors.folding.map((item) => fold(item.input)),
     folded: (spec.fold ?? []).map(fold),
+    checks: vectors.checks.map((item) => checkIndex(item.indices)),
     replies,
     opened,
     generated,

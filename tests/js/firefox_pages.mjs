@@ -5,7 +5,10 @@
 //
 // Usage: node tests/js/firefox_pages.mjs '<json spec>'  (executablePath,
 // profileDir, prefs, axeSource, pages: [{name, url}], widths, screenshotDir,
-// keyboard: {url, message} or null). stdout: JSON lines; {"event":"browser"}
+// keyboard: {url, message} or null, sends: [{name, url, how}] or absent: a
+// tip sent from the form at url, "js" by the page's script, "form" as the
+// no-JS form posts it, whose confirmation is then looked at like a page).
+// stdout: JSON lines; {"event":"browser"}
 // first, then {"event":"result", violations: {name: [...]}, screenshots: [...],
 // keyboard: {...}}.
 import { readFileSync } from "node:fs";
@@ -49,6 +52,43 @@ async function submitWithTheKeyboard(page, { url, message }) {
   return { tabs, stored: true };
 }
 
+/** Send a tip from the form at `url`; the page then shows the confirmation. */
+async function sendTip(page, { url, how }) {
+  await page.goto(url, { waitUntil: "load" });
+  await page.waitForSelector("#codename-js:not([hidden])");
+  await page.type("#message", "A tip, to see the confirmation.");
+  if (how === "js") {
+    await page.click("#js-send button");
+    await page.waitForSelector("html[data-sealing-result=stored]", { timeout: 60_000 });
+    return;
+  }
+  // What a browser with JavaScript off posts: the form's fields, the codename in
+  // its field (the one the no-JS form has); the answer is the confirmation page.
+  await Promise.all([
+    page.waitForNavigation({ waitUntil: "load" }),
+    page.evaluate(() => {
+      const form = document.createElement("form");
+      form.method = "post";
+      form.action = "/submit";
+      form.enctype = "multipart/form-data";
+      const fields = {
+        lang: document.documentElement.lang,
+        message: document.getElementById("message").value,
+        codename: document.getElementById("js-codename").value,
+      };
+      for (const [name, value] of Object.entries(fields)) {
+        const input = document.createElement("input");
+        input.type = "hidden";
+        input.name = name;
+        input.value = value;
+        form.append(input);
+      }
+      document.body.append(form);
+      form.submit();
+    }),
+  ]);
+}
+
 const browser = await puppeteer.launch({
   browser: "firefox",
   executablePath: spec.executablePath,
@@ -64,9 +104,10 @@ try {
   page.setDefaultTimeout(60_000);
   const violations = {};
   const screenshots = [];
-  for (const { name, url } of spec.pages) {
+  for (const { name, url, how } of [...spec.pages, ...(spec.sends ?? [])]) {
     await page.setViewport({ width: spec.widths[0], height: 800 });
-    await page.goto(url, { waitUntil: "load" });
+    if (how) await sendTip(page, { url, how });
+    else await page.goto(url, { waitUntil: "load" });
     violations[name] = await audit(page);
     for (const width of spec.widths) {
       await page.setViewport({ width, height: 800 });

@@ -260,6 +260,9 @@ class SealingPage {
       this.sealed = null;
     }
     this.status.dataset.receipt = receipt || "";
+    if (this.conversation) this.conversation.confirmSent();
+    const after = byId("js-after-sending");
+    if (after) after.hidden = false;
     this.form.reset();
     // Leave only the confirmation (which lives inside the form) on screen.
     const sealing = byId("browser-sealing");

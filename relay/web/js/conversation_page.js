@@ -10,7 +10,14 @@
 // this page's memory until it is closed. Every text comes from the page
 // (#conversation-messages); replies are shown with textContent, never as HTML.
 
-import { CodenameError, codenameText, foldCodename, generateCodename } from "./conversation/codename.js";
+import {
+  CodenameError,
+  codenameText,
+  foldCodename,
+  foldWritten,
+  generateCodename,
+  writtenWords,
+} from "./conversation/codename.js";
 import { conversationFields, deriveConversationKeys, toHex } from "./conversation/derive.js";
 import { DEFAULT_REPLY_LIMITS, ReplyError, openReply } from "./conversation/reply.js";
 import { deleteToken, ringTags } from "./conversation/slots.js";
@@ -42,6 +49,12 @@ function element(tag, text, className) {
   return made;
 }
 
+/** Fill an <ol class="codename-words"> with the 8 written words of `indices`. */
+function showWords(list, indices) {
+  if (!list) return;
+  list.replaceChildren(...writtenWords(indices).map((word) => element("li", word)));
+}
+
 function postJson(path, body) {
   return fetch(path, {
     method: "POST",
@@ -66,12 +79,18 @@ export class ConversationPage {
     this.derived = new Map();
     this.codenameInput = byId("js-codename");
     this.codenameStatus = byId("codename-status");
+    this.codenameWords = byId("js-codename-words");
+    /** The indices the tip being sent carries (null: a one-off tip). */
+    this.sentIndices = null;
   }
 
   show() {
     if (this.codenameInput) {
       const indices = generateCodename();
       this.codenameInput.value = codenameText(indices);
+      showWords(this.codenameWords, indices);
+      // The big list follows the field: cleared (a one-off tip) or mistyped, it goes.
+      this.codenameInput.addEventListener("input", () => this.followField());
       byId("codename-js").hidden = false;
       this.keysFor(indices); // ~0.1 s of native PBKDF2, done before the source presses Send
     }
@@ -87,6 +106,24 @@ export class ConversationPage {
       readForm.hidden = false;
     }
     document.documentElement.dataset.conversations = "browser";
+  }
+
+  followField() {
+    try {
+      showWords(this.codenameWords, foldCodename(this.codenameInput.value));
+      this.codenameWords.hidden = false;
+    } catch (error) {
+      if (!(error instanceof CodenameError)) throw error;
+      this.codenameWords.hidden = true;
+    }
+  }
+
+  /** After the tip is stored: its codename once more (none for a one-off tip). */
+  confirmSent() {
+    const section = byId("js-sent-codename");
+    if (!section || !this.sentIndices) return;
+    showWords(byId("js-sent-codename-words"), this.sentIndices);
+    section.hidden = false;
   }
 
   keysFor(indices) {
@@ -105,6 +142,7 @@ export class ConversationPage {
     if (error.kind === CodenameError.WORD_COUNT) {
       return fill(this.messages.codename_word_count, { count: error.count });
     }
+    if (error.kind === CodenameError.CHECK_FAILED) return this.messages.codename_check_failed;
     if (error.kind === CodenameError.EMPTY) return this.messages.codename_empty;
     return this.messages.codename_too_long;
   }
@@ -115,17 +153,20 @@ export class ConversationPage {
    * saying what is wrong with what was typed there.
    */
   async fieldsForTip() {
+    this.sentIndices = null;
     if (!this.codenameInput) return { fields: null };
     let indices;
     try {
-      indices = foldCodename(this.codenameInput.value);
+      indices = foldCodename(this.codenameInput.value); // checked before anything is derived
     } catch (error) {
       if (error instanceof CodenameError && error.kind === CodenameError.EMPTY) {
         return { fields: null };
       }
       return { problem: this.codenameProblem(error) };
     }
-    return { fields: conversationFields(await this.keysFor(indices)) };
+    const fields = conversationFields(await this.keysFor(indices));
+    this.sentIndices = indices;
+    return { fields };
   }
 
   async readReplies() {
@@ -134,8 +175,10 @@ export class ConversationPage {
     out.dataset.state = "reading";
     out.replaceChildren(element("p", this.messages.reading, "status"));
     let indices;
+    let checked;
     try {
-      indices = foldCodename(byId("js-read-codename").value);
+      // The check word is checked here, before anything is derived or fetched.
+      ({ indices, checked } = foldWritten(byId("js-read-codename").value));
     } catch (error) {
       out.replaceChildren(element("p", this.codenameProblem(error), "status status-warning"));
       out.dataset.state = "codename_error";
@@ -144,7 +187,7 @@ export class ConversationPage {
     try {
       const keys = await this.keysFor(indices);
       const ring = await this.fetchRing(keys);
-      this.render(out, keys, ring);
+      this.render(out, keys, ring, checked);
       this.continueConversation(indices);
       out.dataset.state = "shown";
     } catch (error) {
@@ -185,7 +228,7 @@ export class ConversationPage {
     return { replies, notAuthentic };
   }
 
-  render(out, keys, { replies, notAuthentic }) {
+  render(out, keys, { replies, notAuthentic }, checked) {
     const parts = [element("p", this.messages.decrypted_here, "status")];
     if (notAuthentic) {
       const warning = element(
@@ -205,7 +248,9 @@ export class ConversationPage {
     if (replies.length) {
       parts.push(element("p", this.messages.delete_advice, "hint"));
     } else {
-      const none = element("p", this.messages.no_replies, "status");
+      const none = checked
+        ? element("p", this.messages.no_replies, "status")
+        : element("p", this.messages.no_replies_unchecked, "status status-warning");
       none.id = "js-no-replies";
       parts.push(none);
     }
@@ -249,6 +294,8 @@ export class ConversationPage {
   continueConversation(indices) {
     if (!this.codenameInput) return;
     this.codenameInput.value = codenameText(indices);
+    showWords(this.codenameWords, indices);
+    this.codenameWords.hidden = false;
     this.codenameStatus.textContent = this.messages.continues;
     this.codenameStatus.hidden = false;
   }

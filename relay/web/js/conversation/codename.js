@@ -2,9 +2,14 @@
 // relay/conversation/codename.py, step for step (docs/conversations.md
 // "Folding"); tests/vectors/conversation.json holds both to the same results.
 
+import { sha256 } from "@noble/hashes/sha2.js";
 import { WORDS } from "./wordlist.js";
 
+/** The secret words (their indices are all that derivation uses). */
 export const CODENAME_WORDS = 7;
+/** What the source writes down: the 7 words, then their check word. */
+export const WRITTEN_WORDS = CODENAME_WORDS + 1;
+const CHECK_LABEL = new TextEncoder().encode("tiprelay/codename-check/v1");
 export const WORDLIST_SIZE = 7776;
 export const MAX_INPUT_CHARS = 1000;
 
@@ -31,6 +36,17 @@ const LAYOUT = new Map(Object.entries({
   "о": "j", "л": "k", "д": "l", "я": "z", "ч": "x", "с": "c", "м": "v", "и": "b",
   "т": "n", "ь": "m", "і": "s",
 }));
+// Each Latin letter written with the Cyrillic letter said for it, one for one
+// (q, w, x typed as Latin letters): see codename.py's TRANSLIT.
+const TRANSLIT = new Map(Object.entries({
+  "а": "a", "б": "b", "ц": "c", "д": "d", "е": "e", "э": "e", "є": "e", "ф": "f",
+  "г": "g", "ґ": "g", "х": "h", "и": "i", "і": "i", "ї": "i", "й": "j", "к": "k",
+  "л": "l", "м": "m", "н": "n", "о": "o", "п": "p", "р": "r", "с": "s", "т": "t",
+  "у": "u", "в": "v", "ы": "y", "з": "z",
+}));
+// The same for a Ukrainian reader, for whom и is y.
+const TRANSLIT_UK = new Map([...TRANSLIT, ["и", "y"]]);
+const READINGS = [[LOOKALIKE, true], [LAYOUT, false], [TRANSLIT, true], [TRANSLIT_UK, true]];
 
 const WORD_INDEX = new Map(WORDS.map((word, index) => [word, index]));
 const PIECES = new Set(WORDS);
@@ -44,6 +60,7 @@ export class CodenameError extends Error {
   static TOO_LONG = "too_long";
   static UNKNOWN_WORD = "unknown_word";
   static WORD_COUNT = "word_count";
+  static CHECK_FAILED = "check_failed";
 
   constructor(kind, { position = null, count = null } = {}) {
     super(`codename: ${kind}`);
@@ -56,9 +73,27 @@ export class CodenameError extends Error {
   }
 }
 
-/** The words of a codename (7 indices), joined by spaces as the source is shown them. */
+/** The check word's index of 7 indices: SHA-256(label || u16be each), first 4 bytes, mod 7776. */
+export function checkIndex(indices) {
+  const input = new Uint8Array(CHECK_LABEL.length + 2 * indices.length);
+  input.set(CHECK_LABEL);
+  indices.forEach((index, i) => {
+    input[CHECK_LABEL.length + 2 * i] = index >> 8;
+    input[CHECK_LABEL.length + 2 * i + 1] = index & 0xff;
+  });
+  const digest = sha256(input);
+  const first = ((digest[0] << 24) | (digest[1] << 16) | (digest[2] << 8) | digest[3]) >>> 0;
+  return first % WORDLIST_SIZE;
+}
+
+/** The 8 words a codename (7 indices) is written as: its words, then the check word. */
+export function writtenWords(indices) {
+  return [...indices, checkIndex(indices)].map((index) => WORDS[index]);
+}
+
+/** The 8 written words joined by spaces, as the source is shown them. */
 export function codenameText(indices) {
-  return indices.map((index) => WORDS[index]).join(" ");
+  return writtenWords(indices).join(" ");
 }
 
 /** A uniform index below 7776 from the CSPRNG: 13 random bits, rejected when too big. */
@@ -90,9 +125,9 @@ function readWith(token, table, latinAllowed) {
   return out;
 }
 
-/** A folded token as a word piece (look-alikes first, then the ЙЦУКЕН layout), or null. */
+/** A folded token as a word piece (look-alikes, the ЙЦУКЕН layout, then letter for letter), or null. */
 export function readToken(token) {
-  for (const [table, latinAllowed] of [[LOOKALIKE, true], [LAYOUT, false]]) {
+  for (const [table, latinAllowed] of READINGS) {
     const reading = readWith(token, table, latinAllowed);
     if (reading !== null && PIECES.has(reading)) return reading;
   }
@@ -120,8 +155,16 @@ export function splitTokens(text) {
   return tokens;
 }
 
-/** The 7 indices the source meant by `text`; throws CodenameError if it is no codename. */
+/**
+ * The 7 indices the source meant by `text` (8 words whose last is the check
+ * word, or an old codename's 7); throws CodenameError if it is no codename.
+ */
 export function foldCodename(text) {
+  return foldWritten(text).indices;
+}
+
+/** Like foldCodename: `{indices, checked}`, checked false for an old 7-word codename. */
+export function foldWritten(text) {
   const readings = splitTokens(text).map(readToken);
   const found = [];
   let position = 0;
@@ -142,8 +185,11 @@ export function foldCodename(text) {
     throw new CodenameError(CodenameError.UNKNOWN_WORD, { position: found.length + 1 });
   }
   if (found.length === 0) throw new CodenameError(CodenameError.EMPTY);
-  if (found.length !== CODENAME_WORDS) {
+  if (found.length === CODENAME_WORDS) return { indices: found, checked: false }; // nothing to check
+  if (found.length !== WRITTEN_WORDS) {
     throw new CodenameError(CodenameError.WORD_COUNT, { count: found.length });
   }
-  return found;
+  const secret = found.slice(0, CODENAME_WORDS);
+  if (checkIndex(secret) !== found[CODENAME_WORDS]) throw new CodenameError(CodenameError.CHECK_FAILED);
+  return { indices: secret, checked: true };
 }

@@ -68,6 +68,27 @@ function isHeifOrTiff(head) {
   return tiff || (box.startsWith("ftyp") && HEIF_BRANDS.has(box.slice(4)));
 }
 
+const PLAIN_TEXT_MAX_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Whether `file` is plain text, which has no hidden fields to report: all of
+ * it UTF-8, no control characters but tab, line breaks and form feed, and not
+ * markup that can hold an author's name (RTF, HTML, XML, SVG start with `{\rtf`
+ * or `<`). Larger files are not read whole here, so they stay "not checked".
+ */
+async function isPlainText(file) {
+  if (file.size > PLAIN_TEXT_MAX_BYTES) return false;
+  let text;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(await readSlice(file, 0, file.size));
+  } catch {
+    return false;
+  }
+  const start = text.replace(/^\ufeff/, "").trimStart();
+  if (start.startsWith("<") || start.startsWith("{\\rtf")) return false;
+  return !/[\u0000-\u0008\u000b\u000e-\u001f\u007f]/.test(text);
+}
+
 async function inspect(file) {
   const head = await readSlice(file, 0, 16);
   if (startsWith(head, JPEG_MAGIC)) {
@@ -99,6 +120,7 @@ async function inspect(file) {
   if (isZip(head) && OFFICE_EXTENSIONS.test(file.name)) {
     return { format: "office", kinds: classify(await officeFields(file)), removable: false };
   }
+  if (await isPlainText(file)) return { format: "text", kinds: new Map(), removable: false, plain: true };
   return { format: "other", kinds: new Map(), removable: false, unknown: true };
 }
 

@@ -56,7 +56,11 @@ export class MetadataPanel {
     }
     if (inspection.kinds.size === 0) {
       item.dataset.kinds = "";
-      item.append(inspection.unknown ? this.messages.metadata_unknown : this.messages.metadata_none);
+      item.append(
+        inspection.plain ? this.messages.metadata_plain_text
+        : inspection.unknown ? this.messages.metadata_unknown
+        : this.messages.metadata_none,
+      );
       return item;
     }
     const kinds = KINDS.filter((kind) => inspection.kinds.has(kind));
