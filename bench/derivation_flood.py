@@ -153,7 +153,9 @@ def main() -> None:
               f"(a derivation each would be ~{300 * 0.15:.0f} s); the next real read: "
               f"{after.status} in {after.seconds:.3f} s")  # fmt: skip
         sent = [item for item in baseline.real + flooded.real if item.message]
-        acknowledged = [item.message for item in sent if item.status == 303]
+        # A tip with a codename is acknowledged by its confirmation page (200), a
+        # one-off tip by the redirect to it (303).
+        acknowledged = [item.message for item in sent if item.status in (200, 303)]
         stored = set(stored_messages(relay.blob_paths(), relay.identity_path))
         lost = [message for message in acknowledged if message not in stored]
         print(f"\n{len(sent)} real tips sent, {len(acknowledged)} acknowledged, "

@@ -30,6 +30,7 @@ from pathlib import Path
 from relay.conversation.codename import generate_codename
 from relay.crypto.decrypt import decrypt_bytes
 from relay.crypto.identities import X25519Identity
+from tests.support_conversation import NOSCRIPT_CODENAME
 from tests.support_forms import Response, send_request
 
 FLOOD_PATHS = ("/replies", "/replies/attachment", "/replies/delete", "/submit")
@@ -110,10 +111,9 @@ async def offered_codename(port: int) -> str:
     """The codename the no-JS form offers (what a source keeps by default)."""
     answer = await send_request(port, "GET", "/?lang=en", {})
     assert answer is not None and answer.status == 200
-    page = answer.body.decode()
-    marker = 'name="codename" value="'
-    start = page.index(marker, page.index("<noscript>")) + len(marker)
-    return page[start : page.index('"', start)]
+    match = NOSCRIPT_CODENAME.search(answer.body.decode())
+    assert match is not None, "no codename field inside <noscript>"
+    return match.group(1)
 
 
 async def real_tip(port: int, message: str, *, with_codename: bool) -> Timed:
