@@ -128,11 +128,12 @@ def attempt(name, action):
         report[name] = "succeeded"
     except OSError as exc:
         report[name] = f"{type(exc).__name__}: {exc.strerror}"
-identity, outbox, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+identity, outbox, port, output = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 attempt("read identity", lambda: open(identity).read())
 attempt("list the identity's folder", lambda: os.listdir(os.path.dirname(identity)))
 attempt("list /root", lambda: os.listdir("/root"))
 attempt("write into the outbox", lambda: open(os.path.join(outbox, "evil"), "w").write("x"))
+attempt("write into the output folder", lambda: open(os.path.join(output, "x.pdf"), "w"))
 attempt("write into /usr", lambda: open("/usr/evil", "w").write("x"))
 attempt("overwrite /etc/passwd", lambda: open("/etc/passwd", "w").write("x"))
 def connect(family, address):
@@ -177,13 +178,14 @@ def test_a_hostile_converter_reaches_neither_keys_nor_network_nor_outbox(tmp_pat
     identity.write_text("AGE-SECRET-KEY-1NOTAREALKEYBUTSECRET\n")
     (home / "outbox" / "reply.age").write_bytes(b"sealed reply")
     before = _tree_digest(home)
+    (tmp_path / "out").mkdir()  # the output folder exists, yet is not in the sandbox
     document = docs.make_image(tmp_path / "photo.png", "PNG")
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0)
     port = listener.getsockname()[1]
     hostile = Converter(
         command=(sandbox_python(), "-I", "/sandbox/converter.py", str(identity),
-                 str(home / "outbox"), str(port)),
+                 str(home / "outbox"), str(port), str(tmp_path / "out")),
         data_files=((HOSTILE_CONVERTER.encode(), "/sandbox/converter.py"),),
     )
     started = time.monotonic()
@@ -203,6 +205,7 @@ def test_a_hostile_converter_reaches_neither_keys_nor_network_nor_outbox(tmp_pat
         "list the identity's folder": "FileNotFoundError: No such file or directory",
         "list /root": "FileNotFoundError: No such file or directory",
         "write into the outbox": "FileNotFoundError: No such file or directory",
+        "write into the output folder": "FileNotFoundError: No such file or directory",
         "write into /usr": "OSError: Read-only file system",
         "overwrite /etc/passwd": "OSError: Read-only file system",
         "connect 127.0.0.1": "OSError: Address family not supported by protocol",
@@ -215,7 +218,7 @@ def test_a_hostile_converter_reaches_neither_keys_nor_network_nor_outbox(tmp_pat
         listener.accept()  # nothing ever connected
     listener.close()
     assert _tree_digest(home) == before
-    assert not (tmp_path / "out" / "photo.safe.pdf").exists()
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def _timed_failure(source: Path, tmp_path: Path, limits: Limits) -> tuple[str, float]:
