@@ -8,6 +8,10 @@ path, where rendering and the pixel stream dominate). Each goes through
 Dangerzone's converter, the strict pixel reader, the image-only PDF. ``--ocr``
 adds the Tesseract text layer (ru, uk, en) to the scanned PDF's run.
 
+The copy's pages are lossless (deflated RGB), so a copy of a JPEG scan is larger
+than the scan: the bench's pages are noisy on purpose (a worst case for size),
+about 2.7 MiB each, where a clean text page is some 0.2 MiB.
+
     .venv/bin/python bench/safe_copy.py
     .venv/bin/python bench/safe_copy.py --runs 3 --ocr
 """
