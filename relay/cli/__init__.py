@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "encrypt": ("relay.cli.crypt:encrypt", "Encrypt a file to age recipients."),
     "decrypt": ("relay.cli.crypt:decrypt", "Decrypt an age file or a pulled bundle (offline)."),
     "scrub": ("relay.cli.scrub:scrub", "Copy decrypted files without identifying metadata."),
+    "safe-copy": (
+        "relay.cli.safe_copy:safe_copy",
+        "PDFs of page images from hostile documents, made in a sandbox (offline).",
+    ),
     "serve": ("relay.cli.serve:serve", "Run the relay (production)."),
     "demo": ("relay.cli.demo:demo", "Run a throwaway local relay to try tiprelay out."),
     "reviewer-key": ("relay.cli.reviewer:reviewer_key", "Make a reviewer's API signing key."),

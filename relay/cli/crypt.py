@@ -114,6 +114,7 @@ def _decrypt_bundle(
     ring_size: int,
     scrub: bool,
     max_unpacked_total: int,
+    safe_copies: bool = False,
 ) -> int:
     """Decrypt and thread a bundle, print its summary and the metadata each new file
     still carries (cleaned copies too, with ``scrub``); the exit status."""
@@ -135,8 +136,26 @@ def _decrypt_bundle(
     metadata, all_cleaned = metadata_summary(new_folders, out_dir, scrub, limits)
     for line in metadata:
         click.echo(line)
+    all_safe = True
+    if safe_copies:
+        all_safe = _safe_copies(new_folders)
     click.echo(closing_line(report, out_dir))
-    return 0 if report.all_readable and all_cleaned else 1
+    return 0 if report.all_readable and all_cleaned and all_safe else 1
+
+
+def _safe_copies(new_folders: list[tuple[str, Path]]) -> bool:
+    """decrypt --safe-copies: one line per attachment (relay.reviewer.safe_copy.folders)."""
+    from relay.reviewer.safe_copy.folders import safe_copy_lines
+    from relay.reviewer.safe_copy.sandbox import SandboxUnavailableError
+
+    try:
+        lines, all_made = safe_copy_lines(new_folders)
+    except SandboxUnavailableError as exc:
+        click.echo(f"WARNING: NO SAFE COPIES: {exc} (tiprelay safe-copy --check says more)")
+        return False
+    for line in lines:
+        click.echo(line)
+    return all_made
 
 
 @click.command()
@@ -155,6 +174,9 @@ def _decrypt_bundle(
 @click.option("--scrub", is_flag=True,
               help="Bundles: also write copies without identifying metadata (mat2) "
                    "into OUT_DIR/scrubbed/.")
+@click.option("--safe-copies", is_flag=True,
+              help="Bundles: also write a PDF of page images of each attachment, made in "
+                   "a sandbox, as <tip>/safe/NAME.safe.pdf (tiprelay safe-copy).")
 @click.option("--ring-size", type=click.IntRange(1, 1024), default=16, show_default=True,
               help="Reply slots per conversation: the relay's reply_ring_size.")
 @click.option("--max-unpacked-total", type=click.IntRange(1), default=DEFAULT_TOTAL,
@@ -166,7 +188,7 @@ def _decrypt_bundle(
                 type=click.Path(exists=True, path_type=Path))
 def decrypt(identity_paths: tuple[Path, ...], use_gpg: bool, gpg_homedir: Path | None,
             output: Path | None, passphrase_file: Path | None,
-            scrub: bool, ring_size: int, max_unpacked_total: int,
+            scrub: bool, safe_copies: bool, ring_size: int, max_unpacked_total: int,
             input_path: Path | None) -> None:
     """Decrypt an age file, or every submission in a pulled bundle.
 
@@ -175,6 +197,7 @@ def decrypt(identity_paths: tuple[Path, ...], use_gpg: bool, gpg_homedir: Path |
       tiprelay decrypt -i reviewer.identity -o tip.tar tip.age
       tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR
       tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR --scrub
+      tiprelay decrypt -i reviewer.identity BUNDLE_DIR -o OUT_DIR --safe-copies
       tiprelay decrypt --gpg BUNDLE_DIR -o OUT_DIR     (an OpenPGP reviewer)
     """
     no_core_dumps()  # before the identity or any plaintext is in memory
@@ -190,8 +213,11 @@ def decrypt(identity_paths: tuple[Path, ...], use_gpg: bool, gpg_homedir: Path |
             if output is None:
                 fail("Decrypting a bundle needs an output folder.", "Pass -o OUT_DIR.")
             sys.exit(_decrypt_bundle(input_path, output, identities, ring_size, scrub,
-                                     max_unpacked_total))
+                                     max_unpacked_total, safe_copies))
         if scrub:
             fail("--scrub works on bundles only.", "Run tiprelay scrub on the decrypted files.")
+        if safe_copies:
+            fail("--safe-copies works on bundles only.",
+                 "Run tiprelay safe-copy on the decrypted files.")
         with _input(input_path) as src, atomic_output(output, mode=0o600) as dst:
             decrypt_stream(src, dst, identities)
