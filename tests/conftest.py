@@ -38,6 +38,22 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="tiprelay-tests-config-")
 
 
+LONG_FIRST = ("test_docker.py::test_smoke_script_builds_images_runs_relay_and_tor",)
+"""Started first, so that on several workers (scripts/test) the longest test runs
+beside the rest instead of after it."""
+COLLECTED_LAST = ("test_fresh_debian.py::",)
+"""Run last: they only collect the outcome of a check started before them."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        if any(name in item.nodeid for name in LONG_FIRST):
+            return 0
+        return 2 if any(name in item.nodeid for name in COLLECTED_LAST) else 1
+
+    items.sort(key=rank)  # stable: the order within each rank is kept
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # The fresh-Debian check waits mostly on downloads: it runs beside the suite.
     support_fresh_debian.start_early(session.items)

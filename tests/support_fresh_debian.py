@@ -7,6 +7,8 @@ tests/conftest.py) and runs beside the rest of the suite on its own private
 Docker engine; the test only collects the outcome (``finish``). Whatever
 happens, the script is stopped when the session ends (``stop``), by SIGTERM
 to its process group first, so that its cleanup stops the engine it started.
+A run of the whole suite on several workers (scripts/test) starts the script
+itself, before pytest, and the test reads its outcome from files.
 """
 
 from __future__ import annotations
@@ -39,8 +41,21 @@ class _Run:
 _run: _Run | None = None
 
 
+RESULT_DIR_VARIABLE = "TIPRELAY_FRESH_DEBIAN_DIR"
+"""Set by scripts/test, which starts the script itself before pytest when it runs
+the whole suite (on several workers, no one worker can own it): the folder where
+the script's stdout, stderr and, when it has ended, exit status appear."""
+
+
 def start_early(items: list[Any]) -> None:
-    """Start the script now if a test of tests/test_fresh_debian.py was selected."""
+    """Start the script now if a test of tests/test_fresh_debian.py was selected.
+
+    Only in a plain pytest run: scripts/test starts it for a run on several
+    workers (``RESULT_DIR_VARIABLE``), and a worker of a run started otherwise
+    leaves it to the test (``finish``), so that it never runs twice.
+    """
+    if os.environ.get(RESULT_DIR_VARIABLE) or os.environ.get("PYTEST_XDIST_WORKER"):
+        return
     if any(Path(str(item.fspath)).name == TEST_FILE for item in items):
         _start()
 
@@ -66,6 +81,9 @@ def _start() -> _Run:
 
 def finish(timeout_seconds: float) -> tuple[int, str, str]:
     """Wait for the script (starting it if it was not); (exit status, stdout, stderr)."""
+    started_by_scripts_test = os.environ.get(RESULT_DIR_VARIABLE)
+    if started_by_scripts_test:
+        return _collect(Path(started_by_scripts_test), timeout_seconds)
     run = _start()
     remaining = max(1.0, timeout_seconds - (time.monotonic() - run.started))
     note = ""
@@ -104,3 +122,20 @@ def _terminate(run: _Run) -> None:
 def _read(stream: IO[str]) -> str:
     stream.seek(0)
     return stream.read()
+
+
+def _collect(folder: Path, timeout_seconds: float) -> tuple[int, str, str]:
+    """The outcome of the run scripts/test started, once its exit status is written."""
+    status_file = folder / "status"
+    deadline = time.monotonic() + timeout_seconds
+    while not status_file.exists():
+        if time.monotonic() > deadline:
+            note = "\n(the fresh Debian check started by scripts/test has not ended in time)"
+            return 124, _text(folder / "stdout"), _text(folder / "stderr") + note
+        time.sleep(1)
+    status = int(status_file.read_text().strip() or 1)
+    return status, _text(folder / "stdout"), _text(folder / "stderr")
+
+
+def _text(path: Path) -> str:
+    return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""

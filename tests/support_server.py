@@ -43,12 +43,41 @@ _STOP_TIMEOUT_SECONDS = 10.0
 SettingValue = str | int | bool | float
 
 
+PORTS_FIRST, PORTS_END = 20000, 32768
+"""The ports tests hand to servers they start: below Linux's ephemeral range
+(32768 up), which the kernel gives to outgoing connections and to bind(0), so
+that nothing else takes one between the probe and the server's own bind."""
+PORTS_PER_WORKER = 1500
+_next_port: dict[str, int] = {}
+
+
+def _worker_index() -> int:
+    """0 for a plain pytest run; N for pytest-xdist's worker gwN."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw") or 0) if worker.startswith("gw") else 0
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    """A TCP port on 127.0.0.1 that nothing listens on right now, for a server to bind.
+
+    Each pytest-xdist worker takes its ports from its own slice of
+    ``PORTS_FIRST``-``PORTS_END`` and goes round it, so two workers never hand
+    out the same port, and one worker not the same port twice in a row.
+    """
+    index = _worker_index()
+    first = PORTS_FIRST + (index * PORTS_PER_WORKER) % (PORTS_END - PORTS_FIRST)
+    key = str(index)
+    for _ in range(PORTS_PER_WORKER):
+        port = _next_port.get(key, first)
+        _next_port[key] = first + (port + 1 - first) % PORTS_PER_WORKER
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {first}..{first + PORTS_PER_WORKER - 1}")
 
 
 def generate_identity(path: Path) -> str:
