@@ -14,6 +14,7 @@ import io
 import json
 import shutil
 import subprocess
+import zipfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -110,8 +111,12 @@ def tar_archives() -> list[bytes]:
 
 def unpack_bombs() -> list[bytes]:
     """The reviewer-side archive bombs (fuzz/bombs.py), each a few KB: tar.bz2, tar in tar
-    (plain, gz, xz), zip in zip, DOCX and ODT bombs, a tar with a damaged PNG."""
-    return bombs.seeds()
+    (plain, gz, xz), zip in zip, DOCX and ODT bombs, a tar with a damaged PNG; and a zip
+    whose entry has an empty name (a finding of this target: zipfile's is_dir() failed)."""
+    empty_name = io.BytesIO()
+    with zipfile.ZipFile(empty_name, "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), b"hidden")
+    return [*bombs.seeds(), empty_name.getvalue()]
 
 
 def tus_header_values() -> list[bytes]:

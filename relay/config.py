@@ -24,14 +24,19 @@ from relay.notify.schedule import ScheduleError, parse_times
 
 ENV_PREFIX = "TIPRELAY_"
 # TIPRELAY_* variables that are not settings: read by the CLI, or by the set-up
-# scripts (scripts/setup, scripts/demo), which may leave them in the environment.
+# and test scripts (scripts/setup, scripts/demo, scripts/test), which may leave
+# them in the environment of what they run.
 NON_SETTING_ENV_VARS = frozenset(
     {
         "TIPRELAY_CONFIG",
         "TIPRELAY_SETUP_TESTS",
         "TIPRELAY_SETUP_BROWSER",
         "TIPRELAY_SETUP_DOCKER",
+        "TIPRELAY_SETUP_SAFE_COPIES",
         "TIPRELAY_DEMO_DIR",
+        "TIPRELAY_TEST_WORKERS",
+        "TIPRELAY_TEST_TMP",
+        "TIPRELAY_FRESH_DEBIAN_DIR",
     }
 )
 LANGUAGES = ("ru", "uk", "en")

@@ -259,7 +259,9 @@ class _Walker:
             self.count.entry(len(entries))
             self.count.declared(sum(entry.file_size for entry in entries))
             for entry in entries:
-                if entry.is_dir():
+                # Not ZipInfo.is_dir(): it fails on an entry with an empty name,
+                # which a hostile zip may hold (the fuzzer found one).
+                if entry.filename.endswith("/"):
                     continue
                 with archive.open(entry) as raw:
                     counted = io.BufferedReader(_Counted(raw, self.count), _CHUNK)
