@@ -136,6 +136,7 @@ attempt("write into the outbox", lambda: open(os.path.join(outbox, "evil"), "w")
 attempt("write into the output folder", lambda: open(os.path.join(output, "x.pdf"), "w"))
 attempt("write into /usr", lambda: open("/usr/evil", "w").write("x"))
 attempt("overwrite /etc/passwd", lambda: open("/etc/passwd", "w").write("x"))
+report["standard input is"] = os.readlink("/proc/self/fd/0").split(":")[0]
 def connect(family, address):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.settimeout(2)
@@ -178,9 +179,9 @@ def test_a_hostile_converter_reaches_neither_keys_nor_network_nor_outbox(tmp_pat
     identity = home / "reviewer.identity"
     identity.write_text("AGE-SECRET-KEY-1NOTAREALKEYBUTSECRET\n")
     (home / "outbox" / "reply.age").write_bytes(b"sealed reply")
-    before = _tree_digest(home)
     (tmp_path / "out").mkdir()  # the output folder exists, yet is not in the sandbox
-    document = docs.make_image(tmp_path / "photo.png", "PNG")
+    document = docs.make_image(home / "photo.png", "PNG")
+    before = _tree_digest(home)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0)
     port = listener.getsockname()[1]
@@ -214,6 +215,8 @@ def test_a_hostile_converter_reaches_neither_keys_nor_network_nor_outbox(tmp_pat
         "connect ::1": "OSError: Address family not supported by protocol",
         "netlink socket": "OSError: Address family not supported by protocol",
         "new user namespace": "PermissionError: Operation not permitted",
+        # A pipe: /proc/self/fd/0 cannot reopen the attachment itself (nor name its path).
+        "standard input is": "pipe",
     }
     assert "exit status 3" in str(caught.value)
     with pytest.raises(BlockingIOError):

@@ -58,8 +58,12 @@ def safe_copy(output: Path | None, ocr_langs: str | None, timeout: float, max_pa
     from relay.reviewer.safe_copy import Limits, SafeCopyError, make_safe_copy
     from relay.reviewer.safe_copy.convert import SAFE_SUFFIX
     from relay.reviewer.safe_copy.pdf import OcrError, tesseract_languages
-    from relay.reviewer.safe_copy.sandbox import SandboxUnavailableError
+    from relay.reviewer.safe_copy.sandbox import SandboxUnavailableError, seccomp_available
 
+    if not seccomp_available():
+        click.echo("Warning: safe copies are made WITHOUT the sandbox's seccomp filter "
+                   "(pyseccomp or libseccomp is missing): tiprelay safe-copy --check says "
+                   "what to install.", err=True)  # fmt: skip
     ocr = parse_ocr(ocr_langs)
     try:
         tesseract_languages(ocr)

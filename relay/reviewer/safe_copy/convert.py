@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import stat
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -125,12 +127,40 @@ def _exit_reason(returncode: int, limits: Limits) -> str:
     return f"the converter failed (exit status {returncode})"
 
 
-def _open_input(path: Path) -> int:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    if not os.path.isfile(f"/proc/self/fd/{fd}") or os.fstat(fd).st_size == 0:
-        os.close(fd)
+_FEED_CHUNK = 1 << 20
+
+
+def _open_input(path: Path) -> tuple[int, threading.Thread]:
+    """The read end of a pipe that a thread fills with ``path``'s bytes, and that thread.
+
+    Never the attachment's own descriptor: inside the sandbox
+    ``/proc/self/fd/0`` would reopen the original file itself, past the mount
+    namespace, read-write for a reviewer who owns it (and name its host path).
+    Through a pipe the converter gets the bytes and nothing else. The caller
+    closes the read end once the sandbox has ended, which unblocks the thread.
+    """
+    source = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    info = os.fstat(source)
+    if not stat.S_ISREG(info.st_mode) or info.st_size == 0:
+        os.close(source)
         raise SafeCopyError("not a regular file with content")
-    return fd
+    read_end, write_end = os.pipe2(os.O_CLOEXEC)
+
+    def feed() -> None:
+        try:
+            while chunk := os.read(source, _FEED_CHUNK):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(write_end, view):]
+        except OSError:
+            pass  # the sandbox ended before reading everything (EPIPE): nothing to do
+        finally:
+            os.close(source)
+            os.close(write_end)
+
+    feeder = threading.Thread(target=feed, name="safe-copy-input", daemon=True)
+    feeder.start()
+    return read_end, feeder
 
 
 def make_safe_copy(
@@ -150,7 +180,7 @@ def make_safe_copy(
     languages = tesseract_languages(ocr) if ocr else None
     started = time.monotonic()
     try:
-        fd = _open_input(source)
+        fd, feeder = _open_input(source)
     except OSError as exc:
         raise SafeCopyError(f"cannot be read ({exc.strerror})") from None
     safe = SafePdf()
@@ -167,6 +197,7 @@ def make_safe_copy(
             )
         finally:
             os.close(fd)
+            feeder.join()
         log = run.stderr_tail
         if run.timed_out:
             raise SafeCopyError(f"stopped at the time limit ({limits.timeout:g} s)", log)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from relay.reviewer.safe_copy.convert import SAFE_SUFFIX, SafeCopyError, make_safe_copy
-from relay.reviewer.safe_copy.sandbox import Limits
+from relay.reviewer.safe_copy.sandbox import Limits, seccomp_available
 
 SAFE_FOLDER = "safe"
 
@@ -27,6 +27,11 @@ def safe_copy_lines(
     Raises SandboxUnavailableError when this machine cannot make safe copies at all.
     """
     lines: list[str] = []
+    if not seccomp_available():
+        lines.append(
+            "WARNING: safe copies are made WITHOUT the sandbox's seccomp filter (pyseccomp "
+            "or libseccomp is missing): tiprelay safe-copy --check says what to install."
+        )
     all_made = True
     for label, folder in new_folders:
         files = folder / "files"

@@ -96,7 +96,11 @@ class Limits:
     max_pages: int = 1000
     max_width: int = 10_000  # pixels (Dangerzone's own bounds)
     max_height: int = 10_000
-    max_stream: int = 8 * GiB  # all pixel bytes of one document
+    # All pixel bytes of one document (about 300 A4 pages at the converter's
+    # resolution). The pages are held in the reviewer's own process until the PDF
+    # is saved, and pixels an attacker makes incompressible stay that large: this
+    # bounds what a document can make it hold.
+    max_stream: int = 2 * GiB
 
 
 class SandboxUnavailableError(RuntimeError):
@@ -122,6 +126,15 @@ def bwrap_path() -> str:
     return found
 
 
+def seccomp_available() -> bool:
+    """Whether the seccomp filter can be built here (pyseccomp and libseccomp present)."""
+    try:
+        import pyseccomp  # noqa: F401
+    except (ImportError, OSError):
+        return False
+    return True
+
+
 def seccomp_filter_fd() -> int | None:
     """A memfd holding the compiled seccomp filter (BPF), or None without pyseccomp.
 
@@ -142,8 +155,8 @@ def seccomp_filter_fd() -> int | None:
     filt.add_rule(
         seccomp.ERRNO(errno.EAFNOSUPPORT), "socket", seccomp.Arg(0, seccomp.NE, socket.AF_UNIX)
     )
-    # clone() asking for any new namespace (user, mount, IPC, UTS, network, cgroup).
-    for flag in (0x10000000, 0x20000, 0x8000000, 0x4000000, 0x40000000, 0x2000000):
+    # clone() asking for any new namespace (user, mount, IPC, UTS, network, cgroup, PID).
+    for flag in (0x10000000, 0x20000, 0x8000000, 0x4000000, 0x40000000, 0x2000000, 0x20000000):
         rule = seccomp.Arg(0, seccomp.MASKED_EQ, flag, flag)
         filt.add_rule(seccomp.ERRNO(errno.EPERM), "clone", rule)
     # clone3 passes its flags in memory, out of a filter's reach: ENOSYS makes
