@@ -164,7 +164,6 @@ _FIELD_SANITIZERS: dict[str, _Sanitizer] = {
     # coarse counts only, never a request's time.
     "refused_bucket": _bucketed(COUNT_BUCKETS, count_bucket),
     "dropped_bucket": _bucketed(COUNT_BUCKETS, count_bucket),
-    "derived_bucket": _bucketed(COUNT_BUCKETS, count_bucket),
     "minutes": _int_between(1, 24 * 60),
     "port": _int_between(1, 65535),
     "signal": _matching(r"SIG[A-Z0-9]{1,10}"),

@@ -20,9 +20,10 @@ apart (sources come over Tor). So:
   at most ``CACHE_ENTRIES`` of them, swept every minute (``relay.server.app``)
   and when keys are added, and forgotten at shutdown.
 
-The counts of what happened (derived, refused, dropped) are reported every ten
-minutes by ``relay.server.app``'s timer as one coarse log line, and only when
-something was refused or dropped: no line per request, no time of a request.
+The counts of what was refused or dropped are reported every ten minutes by
+``relay.server.app``'s timer as one coarse log line, and only when there were
+at least ``PRESSURE_THRESHOLD`` of them (more than one source makes): no line
+per request, no time of a request, no count of readers.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ read, download and delete; short, since they open that conversation's replies.""
 CACHE_ENTRIES = 1024
 """At most this many codenames' keys are kept (about 300 bytes each)."""
 REPORT_MINUTES = 10
+PRESSURE_THRESHOLD = 10
+"""Requests refused or dropped within REPORT_MINUTES before the operator's log says so."""
 
 _log = get_logger("relay.server.derivation_gate")
 
@@ -233,11 +236,14 @@ class DerivationGate:
         """One warning line with coarse counts when something was refused or dropped
         since the last report; then start counting afresh."""
         counts, self.counts = self.counts, PressureCounts()
-        if counts.refused or counts.dropped:
+        # Only past what one source's own requests make (a reader who pressed
+        # Stop is one dropped derivation): below it, a line would date that
+        # reader's visit to ten minutes, while source activity is logged only
+        # as daily totals. And no count of derivations: those are readers.
+        if counts.refused + counts.dropped >= PRESSURE_THRESHOLD:
             _log.warning(
                 "derivation.pressure",
                 minutes=minutes,
                 refused_bucket=count_bucket(counts.refused),
                 dropped_bucket=count_bucket(counts.dropped),
-                derived_bucket=count_bucket(counts.derived),
             )
