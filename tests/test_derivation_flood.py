@@ -16,16 +16,25 @@ of seconds), a busy page within 3 s (it comes after at most the 0.8 s wait).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 
+from relay.config import load_config
 from relay.conversation.codename import generate_codename
 from relay.crypto.signing import SigningKey
 from relay.log import COUNT_BUCKETS
+from relay.server.appkeys import CONFIG, RING_READ_SLOTS
+from relay.server.codenames import RING_READS_AT_ONCE, ring_reading
 from relay.server.derivation_gate import PRESSURE_THRESHOLD, DerivationGate
+from relay.server.problems import SourceProblem
 from tests import support_logcapture
 from tests.support_conversation import conversation_relay, keys_for, put_reply, sealed_reply
 from tests.support_flood import (
@@ -228,3 +237,29 @@ def test_what_one_source_does_writes_no_pressure_line(captured_log: CapturedLog)
     gate.report_pressure()
     (line,) = [e for e in captured_log.events if e["event"] == "derivation.pressure"]
     assert line["refused_bucket"] == "10 to 99" and "derived_bucket" not in line
+
+
+def test_ring_reads_with_cached_keys_are_bounded_too() -> None:
+    """Cached keys skip the derivation slots; decrypting the ring still takes a slot
+    of its own, and a reader who gets none in time is told the relay is busy."""
+
+    async def scenario() -> tuple[int, float]:
+        app = web.Application()
+        app[RING_READ_SLOTS] = asyncio.Semaphore(RING_READS_AT_ONCE)
+        app[CONFIG] = dataclasses.replace(load_config({}, None), derivation_wait_ms=200)
+        request = make_mocked_request("POST", "/replies", app=app)
+        held = contextlib.AsyncExitStack()
+        for _ in range(RING_READS_AT_ONCE):
+            await held.enter_async_context(ring_reading(request))
+        started = time.monotonic()
+        with pytest.raises(SourceProblem) as busy:
+            async with ring_reading(request):
+                pass
+        waited = time.monotonic() - started
+        await held.aclose()
+        async with ring_reading(request):  # free again once the others are done
+            pass
+        return busy.value.problem.status, waited
+
+    status, waited = asyncio.run(scenario())
+    assert status == 503 and waited < 2.0

@@ -37,9 +37,11 @@ from relay.server.appkeys import (
     DIGEST_SENDER,
     KEYRING,
     RECEIVE_MEMORY,
+    RING_READ_SLOTS,
     STORE,
     SUBMISSION_SLOTS,
 )
+from relay.server.codenames import RING_READS_AT_ONCE
 from relay.server.derivation_gate import REPORT_MINUTES, DerivationGate
 from relay.server.middlewares import add_security_headers, choose_language, error_pages
 from relay.server.page_padding import pad_reply_pages
@@ -93,6 +95,7 @@ def create_app(config: Config, *, reload_keys_on_sighup: bool = False) -> web.Ap
         config.max_waiting_derivations,
         config.derivation_wait_ms / 1000,
     )
+    app[RING_READ_SLOTS] = asyncio.Semaphore(RING_READS_AT_ONCE)
     app[RECEIVE_MEMORY] = ReceiveMemory(config.max_receiving_memory_bytes)
     app.on_cleanup.append(_remove_gpg_homes)
     app.cleanup_ctx.append(open_store)

@@ -33,5 +33,8 @@ CONVERSATION_SALT: web.AppKey[bytes | None] = web.AppKey("conversation_salt")
 # (config.max_concurrent_derivations and max_waiting_derivations): PBKDF2 costs
 # about 0.15 s of CPU each.
 DERIVATION_GATE: web.AppKey[DerivationGate] = web.AppKey("derivation_gate")
+# Reading and decrypting a ring of replies for a no-JS reader (relay.server.codenames):
+# bounded too, since keys from the gate's cache need no derivation slot.
+RING_READ_SLOTS: web.AppKey[asyncio.Semaphore] = web.AppKey("ring_read_slots")
 # The team's digest sender (relay.notify), present only when notify_channels_file is set.
 DIGEST_SENDER: web.AppKey[Sender] = web.AppKey("digest_sender")

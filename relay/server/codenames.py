@@ -12,10 +12,13 @@ into a URL, a log line or a file; errors are logged by type only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from relay.activity import activity
 from relay.conversation.codename import (
     Codename,
     CodenameError,
@@ -23,9 +26,9 @@ from relay.conversation.codename import (
     generate_codename,
 )
 from relay.conversation.derivation import ConversationKeys, derive_conversation_keys
-from relay.server.appkeys import CONVERSATION_SALT, DERIVATION_GATE
+from relay.server.appkeys import CONFIG, CONVERSATION_SALT, DERIVATION_GATE, RING_READ_SLOTS
 from relay.server.i18n import N_
-from relay.server.problems import Problem, SourceProblem
+from relay.server.problems import DERIVATION_BUSY, Problem, SourceProblem
 
 CODENAME_FIELD = "codename"
 CODENAME_FIELD_MAX_BYTES = 8 * 1024
@@ -161,3 +164,30 @@ async def derive_keys(request: web.Request, codename: Codename) -> ConversationK
             keys = await asyncio.to_thread(derive_conversation_keys, codename, salt)
         gate.remember(codename, salt, keys)
     return keys
+
+
+RING_READS_AT_ONCE = 2
+"""No-JS readers whose ring of replies is read and decrypted at once (up to
+``reply_ring_size`` replies of ``max_reply_bytes`` each)."""
+
+
+@contextlib.asynccontextmanager
+async def ring_reading(request: web.Request) -> AsyncIterator[None]:
+    """Hold one of ``RING_READS_AT_ONCE`` slots while a reply page reads the ring.
+
+    Keys from the derivation gate's cache skip the derivation slots, so without
+    this, one conversation's keys, cached, would let anonymous requests make the
+    relay decrypt its replies as often as they like at once. None free within
+    ``derivation_wait_ms``: the same "relay is busy" page.
+    """
+    slots = request.app[RING_READ_SLOTS]
+    try:
+        async with asyncio.timeout(request.app[CONFIG].derivation_wait_ms / 1000):
+            await slots.acquire()
+    except TimeoutError:
+        activity.count("reply_read_refused_busy")
+        raise SourceProblem(DERIVATION_BUSY) from None
+    try:
+        yield
+    finally:
+        slots.release()

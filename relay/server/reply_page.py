@@ -45,6 +45,7 @@ from relay.server.codenames import (
     derive_keys,
     relay_salt,
     require_typed_codename,
+    ring_reading,
 )
 from relay.server.i18n import N_
 from relay.server.problems import (
@@ -194,9 +195,10 @@ async def _render_replies(
     config, store = request.app[CONFIG], request.app[STORE]
     codename = require_typed_codename(form.get(CODENAME_FIELD, ""))
     keys = await derive_keys(request, codename)
-    if deleted:
-        await _delete(store, keys, _slot_field(form, config.reply_ring_size))
-    reading = await asyncio.to_thread(read_ring, store, keys, config)
+    async with ring_reading(request):
+        if deleted:
+            await _delete(store, keys, _slot_field(form, config.reply_ring_size))
+        reading = await asyncio.to_thread(read_ring, store, keys, config)
     return render_page(
         request,
         "replies.html",
@@ -248,7 +250,8 @@ async def download_attachment(request: web.Request) -> web.Response:
     codename = require_typed_codename(form.get(CODENAME_FIELD, ""))
     keys = await derive_keys(request, codename)
     try:
-        reply = await asyncio.to_thread(_read_slot, store, keys, slot, config)
+        async with ring_reading(request):
+            reply = await asyncio.to_thread(_read_slot, store, keys, slot, config)
     except ReplyError:
         reply = None
     wanted = [item for item in (reply.attachments if reply else ()) if item.name == name]
