@@ -358,11 +358,31 @@ def _decrypt_one(
         return SubmissionOutcome(
             info, MISSING, detail=f"its .age file cannot be opened ({exc.strerror})"
         )
+    # Extracted under a hidden name first, made final only once its submission.json
+    # holds no codename (below): an interrupted run leaves no codename in a case
+    # folder, and the next run, finding no final folder, decrypts the tip again.
+    unfinished = folder.with_name(f".{folder.name}.unfinished")
+    shutil.rmtree(unfinished, ignore_errors=True)  # left by a run killed outright
+    try:
+        return _extract_and_file(source, unfinished, folder, out_dir, info, identities)
+    except BaseException:
+        shutil.rmtree(unfinished, ignore_errors=True)
+        raise
+
+
+def _extract_and_file(
+    source: io.FileIO,
+    unfinished: Path,
+    folder: Path,
+    out_dir: Path,
+    info: SubmissionInfo,
+    identities: Sequence[Identity],
+) -> SubmissionOutcome:
     with source:
         hashing = _HashingReader(source)
         try:
             plaintext = open_decrypted(hashing, identities)  # type: ignore[arg-type]
-            extracted = extract_submission(plaintext, folder)
+            extracted = extract_submission(plaintext, unfinished)
         except NoIdentityMatchError:
             if hashing.finish_digest() != info.sha256:  # a damaged stanza looks foreign too
                 return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
@@ -378,7 +398,7 @@ def _decrypt_one(
         if hashing.finish_digest() != info.sha256:
             # Authentic age data, yet not the file the relay listed: swapped or the
             # manifest was edited. Do not keep a plaintext of unknown origin.
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(unfinished, ignore_errors=True)
             return SubmissionOutcome(info, DAMAGED, detail=_damage_detail(True, None))
     sealed_inside = extracted.meta.get("sealed_by")
     notes = list(extracted.warnings)
@@ -389,10 +409,12 @@ def _decrypt_one(
         notes.append(f"its conversation fields are unusable ({exc}); no reply is possible")
     if keys is not None:
         if carries_codename(extracted.meta):
-            replace_codename_with_keys(folder, extracted.meta, keys)
+            replace_codename_with_keys(unfinished, extracted.meta, keys)
         thread_dir = thread_folder(out_dir, keys.conversation_id.hex())
         thread_dir.mkdir(mode=0o700, exist_ok=True)
-        folder = folder.rename(thread_dir / folder.name)
+        folder = unfinished.rename(thread_dir / folder.name)
+    else:
+        folder = unfinished.rename(folder)
     if sealed_inside != info.sealed_by:
         notes.append(
             f"the archive says sealed_by={sealed_inside!s:.20}, the relay said {info.sealed_by}"

@@ -8,6 +8,9 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
+from relay import bundle as bundle_module
 from relay.bundle import decrypt_bundle, summary_lines
 from relay.container import build_archive
 from relay.conversation.codename import generate_codename
@@ -150,3 +153,38 @@ def test_a_damaged_sealed_codename_is_reported_and_left_a_one_off(tmp_path: Path
     assert any("conversation fields are unusable" in note for note in outcome.notes)
     assert report.threads == []
     assert (out / f"{DAY}-{submission_id}" / "message.txt").read_text() == "tip"
+
+
+def test_a_decrypt_interrupted_before_the_codename_is_replaced_leaves_no_codename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while the offline machine derives a no-JS tip's keys: no case folder holds
+    the codename, and the next run decrypts that tip again (it is not 'already there')."""
+    bundle, out = tmp_path / "bundle", tmp_path / "out"
+    (bundle / "replies").mkdir(parents=True)
+    identity = X25519Identity.generate()
+    codename, salt = generate_codename(), os.urandom(32)
+    archive = build_archive("tip", sealed_by="server", day=DAY,
+                            conversation=codename_fields(codename, salt))  # fmt: skip
+    blob = encrypt_bytes(archive, [identity.recipient])
+    submission_id = os.urandom(16).hex()
+    (bundle / f"{submission_id}.age").write_bytes(blob)
+    info = SubmissionInfo(submission_id, DAY, len(blob), hashlib.sha256(blob).hexdigest(),
+                          "server")  # fmt: skip
+    write_manifest(bundle, [info], ReplyState())
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bundle_module, "replace_codename_with_keys", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            decrypt_bundle(bundle, out, [identity])
+    assert not [p for p in out.rglob("*") if p.is_file() and b"codename_indices" in p.read_bytes()]
+
+    report = decrypt_bundle(bundle, out, [identity])
+    (thread,) = report.threads
+    meta = json.loads((thread.folder / f"{DAY}-{submission_id}" / "submission.json").read_text())
+    keys = derive_conversation_keys(codename, salt)
+    assert meta["conversation"] == keys.reply_keys().to_fields()
+    assert not [p for p in out.rglob("*") if p.is_file() and b"codename_indices" in p.read_bytes()]
