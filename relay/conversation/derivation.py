@@ -27,6 +27,7 @@ relay acknowledges it without deriving; the team's offline machine derives
 
 from __future__ import annotations
 
+import collections
 import re
 import threading
 from collections.abc import Mapping
@@ -210,9 +211,15 @@ class ReplyKeysDeriver:
     (one process, one run); it is never written anywhere.
     """
 
+    MAX_REMEMBERED = 4096
+    """Codenames kept (a few hundred bytes each): a flood of tips each with a codename
+    of its own must not grow a reviewer's decrypt without bound."""
+
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._derived: dict[tuple[tuple[int, ...], bytes], ReplyKeys] = {}
+        self._derived: collections.OrderedDict[tuple[tuple[int, ...], bytes], ReplyKeys] = (
+            collections.OrderedDict()
+        )
         self.derivations = 0
         """How many PBKDF2 runs this deriver made (one per distinct codename)."""
 
@@ -226,10 +233,14 @@ class ReplyKeysDeriver:
             key = (codename.indices, salt)
             with self._lock:
                 known = self._derived.get(key)
+                if known is not None:
+                    self._derived.move_to_end(key)
             if known is None:
                 known = derive_conversation_keys(codename, salt).reply_keys()
                 with self._lock:
                     self._derived[key] = known
+                    while len(self._derived) > self.MAX_REMEMBERED:
+                        self._derived.popitem(last=False)
                     self.derivations += 1
             return known
         return ReplyKeys.from_fields(fields)
