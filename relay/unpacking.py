@@ -85,6 +85,11 @@ class _Count:
         self.total += count
         if self.total > self.limit:
             raise _Stop(over_limit=True)
+        self.tick()
+
+    def tick(self) -> None:
+        """Stop past the deadline: also checked as input is read, since input that
+        unpacks to nothing (a million empty gzip members) never reaches ``add``."""
         if time.monotonic() > self.deadline:
             raise _Stop("measuring what it unpacks to took too long")
 
@@ -120,9 +125,10 @@ class _Counted(io.RawIOBase):
 class _Replay(io.RawIOBase):
     """``head``, then the rest of ``source``: what was peeked at is read again."""
 
-    def __init__(self, head: bytes, source: IO[bytes]) -> None:
+    def __init__(self, head: bytes, source: IO[bytes], count: _Count) -> None:
         self._head = head
         self._source = source
+        self._count = count
 
     def readable(self) -> bool:
         return True
@@ -134,6 +140,7 @@ class _Replay(io.RawIOBase):
             view[:count] = self._head[:count]
             self._head = self._head[count:]
             return count
+        self._count.tick()
         data = self._source.read(min(len(view), _CHUNK))
         view[: len(data)] = data
         return len(data)
@@ -229,7 +236,8 @@ class _Walker:
         # like a compressed stream), then the compressions.
         decompressed = None
         if not _is_tar_header(head):
-            decompressed = _decompressing(head, io.BufferedReader(_Replay(head, source), _CHUNK))
+            replayed = io.BufferedReader(_Replay(head, source, self.count), _CHUNK)
+            decompressed = _decompressing(head, replayed)
         if decompressed is None:
             first, rest = head, source
         else:
@@ -241,7 +249,7 @@ class _Walker:
         if not _is_tar_header(first):
             return False
         self._deeper(depth)
-        counted = io.BufferedReader(_Counted(_Replay(first, rest), self.count), _CHUNK)  # type: ignore[arg-type]
+        counted = io.BufferedReader(_Counted(_Replay(first, rest, self.count), self.count), _CHUNK)  # type: ignore[arg-type]
         with tarfile.open(fileobj=counted, mode="r|", tarinfo=_BoundedTarInfo) as archive:
             for member in archive:
                 self.count.entry()
@@ -283,6 +291,6 @@ class _Walker:
                 spool.seek(0)
                 self.maybe_tar(spool, depth + 1)
             return
-        self.maybe_tar(io.BufferedReader(_Replay(head, handle), _CHUNK), depth + 1)
+        self.maybe_tar(io.BufferedReader(_Replay(head, handle, self.count), _CHUNK), depth + 1)
         while handle.read(_CHUNK):
             pass  # the rest of the member: mat2 unpacks it as a file

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gzip
 import io
 import json
 import os
@@ -514,3 +515,21 @@ def test_the_reported_bomb_under_the_default_limit_costs_nothing(tmp_path: Path)
     assert elapsed < 30
     assert list((tmp_path / "tmp").iterdir()) == []
     assert not list((tmp_path / "out").glob(".*"))
+
+
+def test_input_that_unpacks_to_nothing_is_still_stopped_at_the_time_limit(
+    tmp_path: Path,
+) -> None:
+    """Found in review: a long run of empty gzip members makes gzip read on and on
+    without handing out a byte, so the deadline is checked as input is read too."""
+    empty_member = gzip.compress(b"", mtime=0)
+    data = empty_member * 2_000_000  # about 40 MB, nothing inside
+    path = tmp_path / "nothing.tar.gz"
+    path.write_bytes(data)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    started = time.monotonic()
+    result = measure_unpacked(path, 1 << 30, spool, timeout_seconds=1)
+    elapsed = time.monotonic() - started
+    assert "took too long" in result.problem
+    assert elapsed < 10
