@@ -1,6 +1,6 @@
 """The relay's conversation salt: 32 public random bytes, made once, kept in ``keys/``.
 
-Every codename's keys are derived with this salt (DESIGN.md, "Conversations"),
+Every codename's keys are derived with this salt (docs/conversations.md, section 4),
 so a relay that lost or changed it could never find a conversation's replies
 again: it is made once (``tiprelay conversation-salt``, or the first
 ``tiprelay reviewer add``), never overwritten, and backed up with ``keys/``.

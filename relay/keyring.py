@@ -26,7 +26,8 @@ salt (see relay.conversation_salt); it is not a reviewer.
 The relay refuses to load the folder, naming the file, when it holds no
 reviewer, a malformed or unexpected file, two reviewers sharing a key, or
 anything anywhere in it that looks like private key material: a seized server
-must yield public keys only (DESIGN.md, promise 3). README files and hidden
+must yield public keys only (the README's promise "The server cannot
+decrypt"). README files and hidden
 files are not reviewers, but they are checked for private material too.
 """
 

@@ -1,7 +1,8 @@
 """End to end in a real browser: with JavaScript on, only ciphertext leaves it.
 
 Debian's Chromium (Playwright, headless) opens the relay's form, and the tests
-check what DESIGN.md promises 1, 2, 5 and 6 say: every request body the page
+check what the README's promises "End to end", "No-JS works", "No lock-in" and
+"Little metadata" say: every request body the page
 sends is free of the plaintext; the stored blob is a standard age file that the
 stock ``age -d`` + ``tar -x`` turn back into exactly what was sent; a dropped
 connection resumes without sending again what the server already holds; and the

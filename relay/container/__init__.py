@@ -1,4 +1,4 @@
-"""The plaintext of a submission: a padded ustar/pax tar (DESIGN.md "Formats").
+"""The plaintext of a submission: a padded ustar/pax tar (its layout: ``writer``).
 
 ``writer`` builds one as a stream, ``reader`` extracts one safely, ``names``
 holds the attachment-name rules both share, ``tarformat`` the header bytes.

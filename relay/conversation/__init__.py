@@ -1,6 +1,6 @@
 """Conversations: codenames, their keys, reply slots and the reply container.
 
-The protocol of DESIGN.md "Conversations", specified byte for byte in
+The relay's return channel to sources, specified byte for byte in
 docs/conversations.md, with a twin in relay/web/js/conversation/ that the
 shared vectors (tests/vectors/conversation.json) hold to the same bytes.
 Primitives come from relay.crypto; nothing here touches the network, the

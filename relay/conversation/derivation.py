@@ -1,4 +1,4 @@
-"""A codename's keys: PBKDF2 then HKDF, exactly as DESIGN.md "Conversations" says.
+"""A codename's keys: PBKDF2 then HKDF, as docs/conversations.md section 4 says.
 
 kdf ``v1``, byte for byte (docs/conversations.md "Derivation"; the browser's twin
 is relay/web/js/conversation/derive.js; tests/vectors/conversation.json pins it):

@@ -1,4 +1,4 @@
-"""The ring of reply slots and their delete tokens (DESIGN.md "Conversations").
+"""The ring of reply slots and their delete tokens (docs/conversations.md, section 5).
 
 A conversation's replies live in a ring of ``ring_size`` (M) slots; reply number
 n (1, 2, 3, ... in its thread) goes to slot ``n mod M``. Byte for byte (the

@@ -1,4 +1,4 @@
-"""Typed keys for what the aiohttp application holds (see STYLE.md)."""
+"""Typed keys for what the aiohttp application holds (``web.AppKey``: mypy checks each use)."""
 
 from __future__ import annotations
 

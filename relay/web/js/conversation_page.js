@@ -1,5 +1,5 @@
-// The conversation part of the form page with JavaScript on (DESIGN.md
-// "Conversations"): a codename made in this browser and shown before sending,
+// The conversation part of the form page with JavaScript on
+// (docs/conversations.md, section 9): a codename made in this browser and shown before sending,
 // the conversation fields sealed into the tip, and the "read replies" form
 // taken over so that everything happens here: derive (WebCrypto PBKDF2), fetch
 // the whole ring's index, then the filled slots (POST bodies only), decrypt and
