@@ -31,7 +31,7 @@ from relay.conversation.codename import generate_codename
 from relay.crypto.decrypt import decrypt_bytes
 from relay.crypto.identities import X25519Identity
 from tests.support_conversation import NOSCRIPT_CODENAME
-from tests.support_forms import Response, send_request
+from tests.support_forms import Response, send_request, text_fields_multipart
 
 FLOOD_PATHS = ("/replies", "/replies/attachment", "/replies/delete", "/submit")
 READ_TIMEOUT_SECONDS = 120.0
@@ -44,23 +44,13 @@ def urlencoded(fields: dict[str, str]) -> tuple[dict[str, str], bytes]:
             "Content-Length": str(len(body))}, body  # fmt: skip
 
 
-def multipart(fields: list[tuple[str, str]]) -> tuple[dict[str, str], bytes]:
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, value in fields:
-        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-        body += value.encode() + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
-               "Content-Length": str(len(body))}  # fmt: skip
-    return headers, body
 
 
 def bogus_request(path: str) -> tuple[dict[str, str], bytes]:
     """A request with a random (well-formed) codename for ``path``."""
     codename = str(generate_codename())
     if path == "/submit":
-        return multipart([("lang", "en"), ("codename", codename), ("message", "x")])
+        return text_fields_multipart([("lang", "en"), ("codename", codename), ("message", "x")])
     fields = {"codename": codename}
     if path != "/replies":
         fields["slot"] = "0"
@@ -120,7 +110,7 @@ async def real_tip(port: int, message: str, *, with_codename: bool) -> Timed:
     codename = await offered_codename(port)
     fields = [("lang", "en"), ("codename", codename if with_codename else ""),
               ("message", message)]  # fmt: skip
-    headers, body = multipart(fields)
+    headers, body = text_fields_multipart(fields)
     kind = "tip_codename" if with_codename else "tip_one_off"
     sent = await timed(port, kind, "POST", "/submit", headers, body)
     sent.message = message

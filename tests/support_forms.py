@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -191,3 +192,16 @@ def _chunked(pieces: Iterable[bytes]) -> Iterator[bytes]:
 def run(coroutine: object) -> object:
     """``asyncio.run`` for tests that are plain functions."""
     return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+def text_fields_multipart(fields: list[tuple[str, str]]) -> tuple[dict[str, str], bytes]:
+    """A ``multipart/form-data`` body of text fields only, and its headers."""
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, value in fields:
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        body += value.encode() + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}",
+               "Content-Length": str(len(body))}  # fmt: skip
+    return headers, body

@@ -13,7 +13,6 @@ import html
 import re
 import time
 import urllib.parse
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from tests.support_conversation import (
     secrets_of,
     submission_meta,
 )
+from tests.support_forms import text_fields_multipart
 from tests.support_reviewer import Answer, send
 from tests.support_server import RelayServer, new_relay
 
@@ -68,18 +68,10 @@ def offered_codename(page: Answer) -> str:
     return match.group(1)
 
 
-def multipart(fields: list[tuple[str, str]]) -> tuple[dict[str, str], bytes]:
-    boundary = uuid.uuid4().hex
-    body = b""
-    for name, value in fields:
-        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
-        body += value.encode() + b"\r\n"
-    body += f"--{boundary}--\r\n".encode()
-    return {"Content-Type": f"multipart/form-data; boundary={boundary}"}, body
 
 
 def submit(relay: RelayServer, fields: list[tuple[str, str]]) -> Answer:
-    headers, body = multipart(fields)
+    headers, body = text_fields_multipart(fields)
     return send(relay.url, "POST", "/submit", headers, body)
 
 

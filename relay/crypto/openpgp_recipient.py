@@ -71,13 +71,18 @@ class PublicKeyring:
         folder = Path(tempfile.mkdtemp(prefix="tiprelay-gpg-"))
         return cls(folder / "home", keys)
 
-    def encrypt_file_key(self, fingerprint: str, file_key: bytes) -> bytes:
-        """A binary OpenPGP message of ``file_key`` to the key ``fingerprint``."""
+    def _usable_key(self, fingerprint: str) -> OpenPGPPublicKey:
+        """The key ``fingerprint`` of this home; GpgError if it is not here or has expired."""
         key = self._keys.get(fingerprint)
         if key is None:
             raise GpgError(f"OpenPGP key {fingerprint} is not in the relay's gpg home.")
         if key.expires is not None and key.expires <= time.time():
             raise GpgError(f"OpenPGP key {fingerprint} has expired.")
+        return key
+
+    def encrypt_file_key(self, fingerprint: str, file_key: bytes) -> bytes:
+        """A binary OpenPGP message of ``file_key`` to the key ``fingerprint``."""
+        key = self._usable_key(fingerprint)
         result = self._gpg.encrypt(
             file_key,
             [fingerprint],
@@ -111,11 +116,7 @@ class PublicKeyring:
         if not fingerprints:
             raise GpgError("An OpenPGP message needs at least one recipient.")
         for fingerprint in fingerprints:
-            key = self._keys.get(fingerprint)
-            if key is None:
-                raise GpgError(f"OpenPGP key {fingerprint} is not in the relay's gpg home.")
-            if key.expires is not None and key.expires <= time.time():
-                raise GpgError(f"OpenPGP key {fingerprint} has expired.")
+            self._usable_key(fingerprint)
         result = self._gpg.encrypt(
             text.encode("utf-8"),
             list(fingerprints),
